@@ -1,0 +1,229 @@
+"""Writes a synthetic 3D-VAE-GAN dataset: procedural furniture and rendered photos of it.
+
+    python -m data_tools.synthetic --out DIR [--resolution 32|64] [--shapes_per_class N]
+        [--views_per_shape K] [--image_size S] [--num_shards M] [--seed S]
+
+One record per (shape, view): the voxels of a data_tools.shapes shape, and a
+JPEG of it in a random color from a random viewpoint over a random
+procedural background. DIR gets `train.tfrecord-*` shards, `classes.txt` and
+`preview.png`. The output depends only on the arguments.
+"""
+
+import io
+import os
+import re
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+from data_tools.shapes import CLASSES, make_shape
+from keras_vaegan import render
+
+PREVIEW_PER_CLASS = 4
+FURNITURE_COLORS = (
+    (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),
+    (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
+)
+
+FLAGS = flags.FLAGS
+
+
+def check_arguments(out_dir, resolution, shapes_per_class, views_per_shape, image_size, num_shards, seed):
+    """Raises ValueError('<flag name>: what is wrong') for the first bad argument."""
+    records = len(CLASSES) * shapes_per_class * views_per_shape
+    checks = (
+        ("out", bool(out_dir), "no output directory given"),
+        ("out", not out_dir or not os.path.exists(out_dir) or os.path.isdir(out_dir), f"{out_dir} is not a directory"),
+        ("resolution", resolution in (32, 64), f"{resolution} is not one of 32, 64"),
+        ("shapes_per_class", 1 <= shapes_per_class <= 10_000, f"{shapes_per_class} is not in [1, 10000]"),
+        ("views_per_shape", 1 <= views_per_shape <= 100, f"{views_per_shape} is not in [1, 100]"),
+        ("image_size", 16 <= image_size <= 1024, f"{image_size} is not in [16, 1024]"),
+        ("num_shards", 1 <= num_shards <= records, f"{num_shards} is not in [1, {records}] (the record count)"),
+        ("seed", seed >= 0, f"{seed} is negative"),
+    )
+    for name, ok, problem in checks:
+        if not ok:
+            raise ValueError(f"{name}: {problem}")
+
+
+def _background(rng, size):
+    """A random procedural backdrop (size, size, 3) float: gradient, stripes, blobs or rings, plus grain."""
+    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
+    angle = rng.uniform(0, 2 * np.pi)
+    along = x * np.cos(angle) + y * np.sin(angle)
+    kind = rng.integers(4)
+    if kind == 0:
+        t = along - along.min()
+    elif kind == 1:
+        t = (np.sin(2 * np.pi * rng.uniform(2, 10) * along) > rng.uniform(-0.5, 0.5)).astype(float)
+    elif kind == 2:
+        cells = rng.random((rng.integers(3, 9),) * 2).astype(np.float32)
+        t = np.asarray(Image.fromarray(cells).resize((size, size), Image.Resampling.BICUBIC))
+    else:
+        t = np.hypot(x - rng.random(), y - rng.random()) * rng.uniform(1, 6) % 1.0
+    low, high = rng.uniform(0, 255, (2, 3))
+    image = low + np.clip(t, 0, 1)[..., None] * (high - low)
+    return image + rng.normal(0, rng.uniform(0, 12), image.shape)
+
+
+def _framed(rgba, rng, size):
+    """Crops a square around the object with a random margin, like a photo crop, and resizes it."""
+    rows, cols = np.nonzero(rgba[..., 3])
+    half = max(np.ptp(rows), np.ptp(cols)) / 2 * rng.uniform(1.05, 1.3) + 1
+    row, col = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
+    box = tuple(round(v) for v in (col - half, row - half, col + half, row + half))
+    return np.asarray(Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def _photo(voxels, rng, size):
+    """JPEG bytes of the shape in a furniture color, from a random view, over a random background."""
+    color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
+    rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
+                              color=tuple(color))
+    rgba = _framed(rgba, rng, size)
+    alpha = rgba[..., 3:] / 255.0
+    image = rgba[..., :3] * alpha + _background(rng, size) * (1 - alpha)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _rng(seed, class_id, index, stream):
+    """Generator of one shape (stream 0) or of its view v (stream v + 1), whatever the counts."""
+    return np.random.default_rng([seed, class_id, index, stream])
+
+
+def _examples(resolution, shapes_per_class, views_per_shape, image_size, seed, progress):
+    """Serialized records in a seeded random order, so every shard mixes all classes."""
+    from keras_vaegan.data import encode_example  # TensorFlow starts only once the flags are checked
+
+    per_index = len(CLASSES) * views_per_shape
+    total = shapes_per_class * per_index
+    for done, record in enumerate(np.random.default_rng(seed).permutation(total), start=1):
+        index, rest = divmod(int(record), per_index)
+        class_id, view = divmod(rest, views_per_shape)
+        name = CLASSES[class_id]
+        voxels = make_shape(name, resolution, _rng(seed, class_id, index, 0))
+        yield encode_example(voxels, image=_photo(voxels, _rng(seed, class_id, index, view + 1), image_size),
+                             class_name=name, class_id=class_id, source_id=f"synthetic/{name}/{index:05d}")
+        if progress:
+            progress(done, total)
+
+
+def _write_atomically(path, data):
+    """Writes bytes through a temporary file in the same directory, then renames it."""
+    temp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temp, "wb") as file:
+            file.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def _preview(resolution, shapes_per_class, seed):
+    """A labelled grid of the first few shapes of every class, one class per row."""
+    count = min(PREVIEW_PER_CLASS, shapes_per_class)
+    grids = [make_shape(name, resolution, _rng(seed, class_id, index, 0))
+             for class_id, name in enumerate(CLASSES) for index in range(count)]
+    return render.render_grid(grids, columns=count, labels=[name for name in CLASSES for _ in range(count)])
+
+
+def write_synthetic_dataset(out_dir, resolution=32, shapes_per_class=40, views_per_shape=2, image_size=64,
+                            num_shards=4, seed=0, progress=None):
+    """Writes the shards, classes.txt and preview.png into `out_dir`; returns the record count.
+
+    `progress(done, total)` is called after every record when given.
+    """
+    from data_tools.records import write_shards  # TensorFlow starts only once the flags are checked
+
+    check_arguments(out_dir, resolution, shapes_per_class, views_per_shape, image_size, num_shards, seed)
+    examples = _examples(resolution, shapes_per_class, views_per_shape, image_size, seed, progress)
+    _, count = write_shards(examples, out_dir, "train", num_shards)
+    _write_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{name}\n" for name in CLASSES).encode())
+    render.save_png(_preview(resolution, shapes_per_class, seed), os.path.join(out_dir, "preview.png"))
+    return count
+
+
+class ProgressReporter:
+    """Prints `done/total`, rate and ETA to stderr at every tenth of the work."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.start = time.monotonic()
+        self.reported = 0
+
+    def __call__(self, done, total):
+        tenth = done * 10 // total
+        if tenth == self.reported:
+            return
+        self.reported = tenth
+        rate = done / max(time.monotonic() - self.start, 1e-9)
+        print(f"synthetic: {done}/{total} records ({done * 100 // total}%), {rate:.0f}/s, "
+              f"ETA {(total - done) / rate:.0f} s", file=self.stream, flush=True)
+
+
+def _define_flags():
+    """Defines the flags when the command runs, so importing the module defines none."""
+    flags.DEFINE_string("out", None, "Output directory for the shards, classes.txt and preview.png.")
+    flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.")
+    flags.DEFINE_integer("shapes_per_class", 40, "Shapes generated per class.")
+    flags.DEFINE_integer("views_per_shape", 2, "Rendered photos (records) per shape.")
+    flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.")
+    flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
+
+
+def _fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _flag_problem(error):
+    """An absl parsing error as `--flag: problem`."""
+    if isinstance(error, flags.UnrecognizedFlagError):
+        return f"--{error.flagname}: unknown flag"
+    text = str(error).splitlines()[0]
+    missing = re.match(r"Missing value for flag (--\w+)", text)
+    if missing:
+        return f"{missing[1]}: missing value"
+    bad = re.match(r"flag (--\w+)=[^:]*: (.*)", text)
+    return f"{bad[1]}: {bad[2]}" if bad else text
+
+
+def _parse_flags(argv):
+    """absl parsing that reports a bad flag as one line `error: --flag: problem` and exits 2."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as error:
+        _fail(_flag_problem(error))
+    if len(rest) > 1:
+        _fail(f"unexpected argument {rest[1]!r} (all settings are --flags)")
+    return rest
+
+
+def main(argv):
+    del argv
+    settings = dict(out_dir=FLAGS.out, resolution=FLAGS.resolution, shapes_per_class=FLAGS.shapes_per_class,
+                    views_per_shape=FLAGS.views_per_shape, image_size=FLAGS.image_size,
+                    num_shards=FLAGS.num_shards, seed=FLAGS.seed)
+    try:
+        check_arguments(**settings)
+    except ValueError as error:
+        _fail(f"--{error}")
+    count = write_synthetic_dataset(**settings, progress=ProgressReporter())
+    print(f"wrote {count} records in {FLAGS.num_shards} shards, classes.txt and preview.png to {FLAGS.out}")
+
+
+def run():
+    _define_flags()
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,140 @@
+"""Frozen settings for models, training and data, each with `validate()`.
+
+The library takes these plain objects; flags live only in the binaries.
+"""
+
+import dataclasses
+import json
+
+RESOLUTIONS = (32, 64)
+LATENT_PRIORS = ("uniform", "normal")
+MODEL_TYPES = ("gan", "vaegan")
+SCHEDULES = ("joint", "separate")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored")
+
+
+class ConfigError(ValueError):
+    """A setting is out of range; the message names the setting."""
+
+
+def _check(condition, name, message):
+    if not condition:
+        raise ConfigError(f"{name}: {message}")
+
+
+def _check_choice(value, name, choices):
+    _check(value in choices, name, f"{value!r} is not one of {', '.join(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture: what must match between a checkpoint and the model."""
+
+    model_type: str = "vaegan"
+    resolution: int = 32
+    latent_dim: int = 200
+    image_size: int = 64
+    synchronized_batch_norm: bool = False
+
+    @property
+    def generator_widths(self):
+        """Channels of G's transposed convolutions, the last being occupancy."""
+        base = self.resolution * 8
+        return (base, base // 2, base // 4, base // 8, 1)
+
+    @property
+    def discriminator_widths(self):
+        """Channels of D's convolutions, the last being the logit."""
+        return tuple(reversed(self.generator_widths[:-1])) + (1,)
+
+    def validate(self):
+        _check_choice(self.model_type, "model_type", MODEL_TYPES)
+        _check_choice(self.resolution, "resolution", RESOLUTIONS)
+        _check(1 <= self.latent_dim <= 4096, "latent_dim", f"{self.latent_dim} is not in [1, 4096]")
+        _check(
+            self.image_size >= 32 and self.image_size % 32 == 0 and self.image_size <= 512,
+            "image_size",
+            f"{self.image_size} is not a multiple of 32 in [32, 512]",
+        )
+        return self
+
+    def architecture(self):
+        """The fields a checkpoint's weights depend on."""
+        return {
+            "model_type": self.model_type,
+            "resolution": self.resolution,
+            "latent_dim": self.latent_dim,
+            "image_size": self.image_size if self.model_type == "vaegan" else None,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimization and bookkeeping of one training run."""
+
+    batch_size: int = 32
+    train_steps: int = 1000
+    generator_learning_rate: float = 0.0025
+    discriminator_learning_rate: float = 1e-5
+    encoder_learning_rate: float = 1e-4
+    adam_beta1: float = 0.5
+    d_accuracy_threshold: float = 0.8
+    latent_prior: str = "uniform"
+    label_smoothing: float = 0.0
+    kl_weight: float = 5.0
+    reconstruction_weight: float = 1e-4
+    schedule: str = "joint"
+    pretrain_steps: int = 0
+    precision: str = "float32"
+    distribution_strategy: str = "one_device"
+    jit_compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    sample_every: int = 100
+    log_every: int = 10
+
+    def validate(self):
+        _check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be at least 1")
+        _check(self.train_steps >= 1, "train_steps", f"{self.train_steps} must be at least 1")
+        for name in ("generator_learning_rate", "discriminator_learning_rate", "encoder_learning_rate"):
+            value = getattr(self, name)
+            _check(0 < value < 1, name, f"{value} is not in (0, 1)")
+        _check(0 <= self.adam_beta1 < 1, "adam_beta1", f"{self.adam_beta1} is not in [0, 1)")
+        _check(
+            0 < self.d_accuracy_threshold <= 1,
+            "d_accuracy_threshold",
+            f"{self.d_accuracy_threshold} is not in (0, 1]",
+        )
+        _check_choice(self.latent_prior, "latent_prior", LATENT_PRIORS)
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", f"{self.label_smoothing} is not in [0, 0.5)")
+        _check(self.kl_weight >= 0, "kl_weight", f"{self.kl_weight} must not be negative")
+        _check(
+            self.reconstruction_weight >= 0,
+            "reconstruction_weight",
+            f"{self.reconstruction_weight} must not be negative",
+        )
+        _check_choice(self.schedule, "schedule", SCHEDULES)
+        _check(
+            0 <= self.pretrain_steps < self.train_steps or self.schedule == "joint",
+            "pretrain_steps",
+            f"{self.pretrain_steps} must be below train_steps ({self.train_steps}) for the separate schedule",
+        )
+        _check(
+            self.schedule == "joint" or self.pretrain_steps >= 1,
+            "pretrain_steps",
+            "the separate schedule needs at least one generator/discriminator step",
+        )
+        _check_choice(self.precision, "precision", PRECISIONS)
+        _check_choice(self.distribution_strategy, "distribution_strategy", STRATEGIES)
+        for name in ("checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
+            value = getattr(self, name)
+            _check(value >= 1, name, f"{value} must be at least 1")
+        _check(self.seed >= 0, "seed", f"{self.seed} must not be negative")
+        return self
+
+
+def to_json(*configs):
+    """Serializes configs into one JSON object keyed by class name."""
+    return json.dumps({type(c).__name__: dataclasses.asdict(c) for c in configs}, indent=2, sort_keys=True)

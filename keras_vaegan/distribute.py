@@ -1,0 +1,59 @@
+"""A tf.distribute strategy chosen by name, built in one place."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from keras_vaegan.config import ConfigError
+
+
+def split_cpu(num_devices):
+    """Splits the CPU into `num_devices` logical devices (tests, and trying mirrored on CPU).
+
+    Must run before TensorFlow initializes its devices.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def _check_tf_config():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("distribution_strategy: multi_worker_mirrored needs the TF_CONFIG environment variable")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"TF_CONFIG: not a cluster spec with cluster.worker and task.index ({error})") from None
+    if task.get("type") != "worker" or not 0 <= index < len(workers):
+        raise ConfigError(f"TF_CONFIG: task {task} does not name one of the {len(workers)} workers")
+
+
+def make_strategy(name):
+    """one_device | mirrored | multi_worker_mirrored.
+
+    one_device runs on the first GPU if any, else the CPU. mirrored uses every
+    local GPU (or every logical CPU). multi_worker_mirrored reads TF_CONFIG.
+    """
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker_mirrored":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"distribution_strategy: unknown strategy {name!r}")
+
+
+def is_chief():
+    """True on the worker that writes checkpoints, samples and the final model."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return True
+    task = json.loads(raw).get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0

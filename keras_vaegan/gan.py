@@ -1,0 +1,229 @@
+"""3D-GAN: generator and discriminator trained with a gated discriminator update."""
+
+import keras
+import tensorflow as tf
+
+from keras_vaegan import losses
+from keras_vaegan.discriminator import Discriminator
+from keras_vaegan.generator import Generator
+from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
+
+# Independent random streams drawn from (seed, step, stream).
+PRIOR_STREAM_D, PRIOR_STREAM_G, POSTERIOR_STREAM = 0, 1, 2
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class GatedLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """`base * gate`: a 0/1 gate variable switches an optimizer's updates off.
+
+    Under a tf.distribute strategy a `tf.cond` around `apply_gradients` fails,
+    so the discriminator's update is skipped by a zero learning rate instead:
+    its weights stay exactly as they were (Adam's moments still see the
+    gradients).
+    """
+
+    def __init__(self, base, gate):
+        self.base = base
+        self.gate = gate
+
+    def __call__(self, step):
+        return self.base * tf.cast(self.gate, tf.float32)
+
+    def get_config(self):
+        return {"base": self.base}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["base"], gate=1.0)
+
+
+def replica_slice(global_values, local_batch_size):
+    """This replica's rows of a tensor drawn identically on every replica.
+
+    Drawing noise for the whole global batch from one seed and slicing it
+    gives each replica independent noise and makes a mirrored step equal to a
+    single-device step on the same global batch.
+    """
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * local_batch_size
+    return global_values[start : start + local_batch_size]
+
+
+def global_sum(value):
+    """Sum of a per-replica value over all replicas (identity on one device)."""
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class GAN3D(keras.Model):
+    """3D-GAN of Wu et al.: non-saturating loss, D updated only while its accuracy <= threshold.
+
+    `fit` takes batches of voxels (batch, R, R, R, 1) in [0, 1]. Metrics:
+    d_loss, g_loss, d_acc (over all replicas), d_updated (1 when D stepped).
+    """
+
+    def __init__(
+        self,
+        resolution=64,
+        latent_dim=200,
+        latent_prior="uniform",
+        d_accuracy_threshold=0.8,
+        label_smoothing=0.0,
+        seed=0,
+        synchronized_batch_norm=False,
+        generator=None,
+        discriminator=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.resolution = resolution
+        self.latent_dim = latent_dim
+        self.latent_prior = latent_prior
+        self.d_accuracy_threshold = d_accuracy_threshold
+        self.label_smoothing = label_smoothing
+        self.seed = seed
+        self.synchronized_batch_norm = synchronized_batch_norm
+        self.generator = generator or Generator(resolution, latent_dim, synchronized_batch_norm, name="generator")
+        self.discriminator = discriminator or Discriminator(
+            resolution, synchronized_batch_norm, name="discriminator"
+        )
+        build_once(self.generator, (None, latent_dim))
+        build_once(self.discriminator, (None, resolution, resolution, resolution, 1))
+        self.step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica",
+            name="step",
+        )
+        self.d_gate = self.add_weight(
+            shape=(), initializer="ones", trainable=False, aggregation="only_first_replica", name="d_gate"
+        )
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_acc", "d_updated")
+        }
+        self.built = True
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """One optimizer per sub-model; D's learning rate is gated (see GatedLearningRate)."""
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        inner = getattr(d_optimizer, "inner_optimizer", d_optimizer)
+        inner._learning_rate = GatedLearningRate(float(keras.ops.convert_to_numpy(inner.learning_rate)), self.d_gate)
+        # Built here, in the strategy scope: built lazily inside a distributed step they fail.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    def get_compile_config(self):
+        """Optimizers are not saved in `.keras` files; training state lives in checkpoints."""
+        return None
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def sample_latent(self, batch_size, seed):
+        """Latent vectors from the prior: uniform [0, 1) (the authors' sampler) or N(0, I)."""
+        shape = [batch_size, self.latent_dim]
+        if self.latent_prior == "uniform":
+            return tf.random.stateless_uniform(shape, seed)
+        return tf.random.stateless_normal(shape, seed)
+
+    def _noise_seed(self, stream):
+        return tf.stack([tf.cast(self.seed, tf.int64), self.step.value * 3 + stream])
+
+    def _replica_latent(self, local_batch_size, stream):
+        num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        z = self.sample_latent(local_batch_size * num_replicas, self._noise_seed(stream))
+        return replica_slice(z, local_batch_size)
+
+    def discriminator_step(self, real, global_batch_size):
+        """One gated D update; returns (per-example D loss, global D accuracy, gate).
+
+        Real and fake shapes go through D as one batch (as in the keras-io
+        DCGAN): each network runs once per tape, so the all-reduces of
+        synchronized BatchNorm happen in the same order on every replica.
+        """
+        local_batch_size = tf.shape(real)[0]
+        fake = self.generator(self._replica_latent(local_batch_size, PRIOR_STREAM_D), training=True)
+        with tf.GradientTape() as tape:
+            logits = self.discriminator(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True)
+            real_logits, fake_logits = tf.split(logits, 2)
+            per_example = losses.discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+            scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
+        accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))
+        accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
+        gate = tf.cast(accuracy <= self.d_accuracy_threshold, tf.float32)
+        self.d_gate.assign(gate)
+        variables = self.discriminator.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.d_optimizer.apply(gradients, variables)
+        return per_example, accuracy, gate
+
+    def after_discriminator_update(self, tensor):
+        """`tensor`, made to wait until D's weights are updated.
+
+        Keeps the all-reduces of D's update and of the next networks in one
+        order on every replica (collectives launched out of order deadlock).
+        """
+        with tf.control_dependencies([self.discriminator.trainable_variables[-1].value]):
+            return tf.identity(tensor)
+
+    def prior_latent(self, local_batch_size):
+        """This replica's prior samples for the generator's update."""
+        return self._replica_latent(local_batch_size, PRIOR_STREAM_G)
+
+    def adversarial_loss(self, fake):
+        """Per-example non-saturating G loss of generated shapes (call inside a tape)."""
+        return losses.non_saturating_generator_loss(self.discriminator(fake, training=True))
+
+    def update_trackers(self, **values):
+        """Feeds per-example or scalar values to the Mean trackers of the same names."""
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in values}
+
+    def global_batch_size(self, local_batch):
+        return tf.shape(local_batch)[0] * tf.distribute.get_replica_context().num_replicas_in_sync
+
+    def gan_step(self, real):
+        """The 3D-GAN update on a batch of real voxels; returns the logged metrics."""
+        global_batch_size = self.global_batch_size(real)
+        d_per_example, accuracy, gate = self.discriminator_step(real, global_batch_size)
+        with tf.GradientTape() as tape:
+            z = self.after_discriminator_update(self.prior_latent(tf.shape(real)[0]))
+            fake = self.generator(z, training=True)
+            g_per_example = self.adversarial_loss(fake)
+            scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+        variables = self.generator.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.g_optimizer.apply(gradients, variables)
+        self.step.assign_add(1)
+        return self.update_trackers(d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate)
+
+    def train_step(self, data):
+        return self.gan_step(data)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            resolution=self.resolution,
+            latent_dim=self.latent_dim,
+            latent_prior=self.latent_prior,
+            d_accuracy_threshold=self.d_accuracy_threshold,
+            label_smoothing=self.label_smoothing,
+            seed=self.seed,
+            synchronized_batch_norm=self.synchronized_batch_norm,
+            generator=keras.saving.serialize_keras_object(self.generator),
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("generator", "discriminator", "encoder"):
+            if isinstance(config.get(name), dict):
+                config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)

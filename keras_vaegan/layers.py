@@ -1,0 +1,115 @@
+"""Shared building blocks: convolution, batch normalization, activation."""
+
+import keras
+
+SERIALIZATION_PACKAGE = "keras_vaegan"
+
+
+def build_sequentially(blocks, input_shape):
+    """Builds blocks in order, each on the output shape of the one before."""
+    shape = tuple(input_shape)
+    for block in blocks:
+        block.build(shape)
+        shape = block.compute_output_shape(shape)
+    return shape
+
+
+def build_once(model, input_shape):
+    """Builds a sub-model unless it came built (e.g. from a `.keras` file)."""
+    if not model.built:
+        model.build(input_shape)
+
+
+def batch_norm(name, synchronized=False):
+    """BatchNormalization with PyTorch's momentum/epsilon (eases weight import).
+
+    `synchronized=True` computes statistics over the global batch under a
+    tf.distribute strategy.
+    """
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ConvUnit(keras.layers.Layer):
+    """conv (2D/3D, optionally transposed) -> BatchNorm -> ReLU or LeakyReLU(0.2).
+
+    With `normalize=False, activation=None` it is a plain convolution: the last
+    layer of every network.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides,
+        padding="same",
+        rank=3,
+        transpose=False,
+        normalize=True,
+        activation="relu",
+        synchronized_batch_norm=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.rank = rank
+        self.transpose = transpose
+        self.normalize = normalize
+        self.activation = activation
+        self.synchronized_batch_norm = synchronized_batch_norm
+        conv_class = {
+            (2, False): keras.layers.Conv2D,
+            (3, False): keras.layers.Conv3D,
+            (3, True): keras.layers.Conv3DTranspose,
+        }[(rank, transpose)]
+        self.conv = conv_class(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=not normalize,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="conv",
+        )
+        self.norm = batch_norm("bn", synchronized_batch_norm) if normalize else None
+        self.act = {
+            "relu": keras.layers.ReLU(name="relu"),
+            "leaky_relu": keras.layers.LeakyReLU(negative_slope=0.2, name="leaky_relu"),
+            None: None,
+        }[activation]
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        output_shape = self.conv.compute_output_shape(input_shape)
+        if self.norm is not None:
+            self.norm.build(output_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = self.conv(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            rank=self.rank,
+            transpose=self.transpose,
+            normalize=self.normalize,
+            activation=self.activation,
+            synchronized_batch_norm=self.synchronized_batch_norm,
+        )
+        return config

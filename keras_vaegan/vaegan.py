@@ -1,0 +1,143 @@
+"""3D-VAE-GAN: an image encoder feeding the 3D-GAN generator.
+
+L = L_GAN + kl_weight * KL(q(z|y) || p(z)) + reconstruction_weight * ||G(E(y)) - x||^2
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_vaegan import losses
+from keras_vaegan.encoder import ImageEncoder
+from keras_vaegan.gan import GAN3D, POSTERIOR_STREAM, replica_slice
+from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
+
+STAGES = ("joint", "gan", "encoder")
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class VAEGAN3D(GAN3D):
+    """3D-VAE-GAN of Wu et al. `fit` takes (image, voxels) batches.
+
+    `stage` selects what a step trains, following the paper's two schedules:
+    - "joint": D (gated), then E and G together on the full loss;
+    - "gan": the 3D-GAN step only (first part of the separate schedule);
+    - "encoder": E alone on KL + reconstruction against the frozen G
+      (second part of the separate schedule).
+    Change `stage` between `fit` calls (the train function is rebuilt).
+    """
+
+    def __init__(self, image_size=256, kl_weight=5.0, reconstruction_weight=1e-4, encoder=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = image_size
+        self.kl_weight = kl_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.encoder = encoder or ImageEncoder(
+            image_size, self.latent_dim, self.synchronized_batch_norm, name="encoder"
+        )
+        build_once(self.encoder, (None, image_size, image_size, 3))
+        for name in ("kl_loss", "recon_loss"):
+            self.trackers[name] = keras.metrics.Mean(name=name)
+        self._stage = "joint"
+
+    @property
+    def stage(self):
+        return self._stage
+
+    @stage.setter
+    def stage(self, value):
+        if value not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {value!r}")
+        self._stage = value
+        self.train_function = None
+
+    def compile(self, g_optimizer, d_optimizer, e_optimizer, **kwargs):
+        """One optimizer per sub-model."""
+        super().compile(g_optimizer, d_optimizer, **kwargs)
+        self.e_optimizer = e_optimizer
+        e_optimizer.build(self.encoder.trainable_variables)
+
+    def encode(self, images, training=False):
+        """(mean, log_variance) of q(z | image)."""
+        return self.encoder(images, training=training)
+
+    def reconstruct(self, images):
+        """Occupancy from images through the posterior mean (inference)."""
+        mean, _ = self.encode(images)
+        return self.generator(mean, training=False)
+
+    def _posterior_sample(self, mean, log_variance):
+        """The reparameterization trick, noise drawn per global batch then sliced per replica."""
+        local_batch_size = tf.shape(mean)[0]
+        num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        noise = tf.random.stateless_normal(
+            [local_batch_size * num_replicas, self.latent_dim], self._noise_seed(POSTERIOR_STREAM)
+        )
+        return mean + tf.exp(0.5 * log_variance) * replica_slice(noise, local_batch_size)
+
+    def joint_step(self, images, voxels):
+        """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
+
+        G runs once on [prior samples; posterior samples] so each network is
+        called once per tape (see `discriminator_step`).
+        """
+        global_batch_size = self.global_batch_size(voxels)
+        local_batch_size = tf.shape(voxels)[0]
+        d_per_example, accuracy, gate = self.discriminator_step(voxels, global_batch_size)
+        with tf.GradientTape(persistent=True) as tape:
+            mean, log_variance = self.encoder(self.after_discriminator_update(images), training=True)
+            z = tf.concat([self.prior_latent(local_batch_size), self._posterior_sample(mean, log_variance)], 0)
+            fake, reconstruction = tf.split(self.generator(z, training=True), 2)
+            g_per_example = self.adversarial_loss(fake)
+            kl = losses.kl_divergence(mean, log_variance)
+            recon = losses.reconstruction_loss(reconstruction, voxels)
+            total = g_per_example + self.kl_weight * kl + self.reconstruction_weight * recon
+            loss = losses.global_mean(total, global_batch_size)
+            e_scaled_loss = self.e_optimizer.scale_loss(loss)
+            g_scaled_loss = self.g_optimizer.scale_loss(loss)
+        g_variables = self.generator.trainable_variables
+        e_variables = self.encoder.trainable_variables
+        e_gradients = tape.gradient(e_scaled_loss, e_variables)
+        # G's gradients are taken once E's are: the same collective order on every replica.
+        with tf.control_dependencies(e_gradients):
+            g_gradients = tape.gradient(g_scaled_loss, g_variables)
+        del tape
+        self.g_optimizer.apply(g_gradients, g_variables)
+        self.e_optimizer.apply(e_gradients, e_variables)
+        self.step.assign_add(1)
+        return self.update_trackers(
+            d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate, kl_loss=kl, recon_loss=recon
+        )
+
+    def encoder_step(self, images, voxels):
+        """E alone on a1 KL + a2 reconstruction through the frozen generator."""
+        global_batch_size = self.global_batch_size(voxels)
+        with tf.GradientTape() as tape:
+            mean, log_variance = self.encoder(images, training=True)
+            reconstruction = self.generator(self._posterior_sample(mean, log_variance), training=False)
+            kl = losses.kl_divergence(mean, log_variance)
+            recon = losses.reconstruction_loss(reconstruction, voxels)
+            total = self.kl_weight * kl + self.reconstruction_weight * recon
+            scaled_loss = self.e_optimizer.scale_loss(losses.global_mean(total, global_batch_size))
+        variables = self.encoder.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.e_optimizer.apply(gradients, variables)
+        self.step.assign_add(1)
+        return self.update_trackers(kl_loss=kl, recon_loss=recon)
+
+    def train_step(self, data):
+        images, voxels = data
+        if self.stage == "gan":
+            return self.gan_step(voxels)
+        if self.stage == "encoder":
+            return self.encoder_step(images, voxels)
+        return self.joint_step(images, voxels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            kl_weight=self.kl_weight,
+            reconstruction_weight=self.reconstruction_weight,
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+        )
+        return config

@@ -1,0 +1,190 @@
+"""Tests of data_tools.shapes and data_tools.synthetic: procedural furniture to TFRecords."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data_tools import synthetic
+from data_tools.shapes import CLASSES, make_shape
+from keras_vaegan import data
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SMALL = dict(resolution=32, shapes_per_class=2, views_per_shape=2, image_size=32, num_shards=2, seed=3)
+
+
+def _shape(name, resolution=32, seed=0):
+    return make_shape(name, resolution, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("name", CLASSES)
+def test_shapes_are_solid_centred_on_the_floor_and_fill_the_grid(name, resolution):
+    for seed in range(3):
+        grid = _shape(name, resolution, seed)
+        assert grid.shape == (resolution,) * 3 and grid.dtype == bool
+        cells = np.argwhere(grid)
+        low, high = cells.min(0), cells.max(0)
+        assert low[2] == 0  # standing on the floor
+        assert (high - low).max() >= resolution - 4  # the longest side spans the grid
+        assert np.all(np.abs((low + high)[:2] / 2 - (resolution - 1) / 2) <= 1)  # centred horizontally
+
+
+def test_shapes_are_deterministic_and_vary():
+    assert np.array_equal(_shape("chair", seed=5), _shape("chair", seed=5))
+    assert not all(np.array_equal(_shape("chair", seed=0), _shape("chair", seed=s)) for s in range(1, 4))
+
+
+def test_classes_differ():
+    grids = {name: _shape(name) for name in CLASSES}
+    for a in CLASSES:
+        for b in CLASSES:
+            if a < b:
+                iou = (grids[a] & grids[b]).sum() / (grids[a] | grids[b]).sum()
+                assert iou < 0.8, (a, b)
+
+
+def _extent(grid):
+    cells = np.argwhere(grid)
+    return cells.max(0) - cells.min(0) + 1
+
+
+def _shelves(grid):
+    """Horizontal boards: z levels with a full row across the front."""
+    cells = np.argwhere(grid)
+    front = cells[:, 1].min()
+    x0, x1 = cells[:, 0].min(), cells[:, 0].max()
+    full = grid[x0:x1 + 1, front, :].all(axis=0)
+    return np.count_nonzero(np.diff(np.concatenate([[0], full.astype(int)])) == 1)
+
+
+def _fill_at(grid, height):
+    """Occupied fraction of the bounding box's horizontal section at a fraction of its height."""
+    cells = np.argwhere(grid)
+    (x0, y0, _), (x1, y1, z1) = cells.min(0), cells.max(0)
+    return grid[x0:x1 + 1, y0:y1 + 1, round(z1 * height)].mean()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_class_traits(seed):
+    shapes = {name: _shape(name, 32, seed) for name in CLASSES}
+    bookcase, chair, bed, sofa = shapes["bookcase"], shapes["chair"], shapes["bed"], shapes["sofa"]
+    assert _extent(bookcase)[2] > _extent(bookcase)[0] and _shelves(bookcase) >= 4  # tall, with shelves
+    assert _extent(chair)[2] > _extent(chair)[0]  # taller than wide
+    headboard_top = np.argwhere(bed)[:, 2].max()
+    assert np.argwhere(bed[:, :, headboard_top])[:, 1].min() > 24  # only the headboard at the back is high
+    assert _extent(sofa)[0] > 1.5 * _extent(sofa)[2] and _fill_at(sofa, 0.3) > 0.9  # long, bulky
+    assert _fill_at(shapes["table"], 0.5) < 0.1  # legs or a column under the top
+    assert _fill_at(shapes["desk"], 0.5) > 2 * _fill_at(shapes["table"], 0.5)  # drawers and panels
+
+
+def test_unknown_class():
+    with pytest.raises(ValueError, match="unknown class"):
+        _shape("lamp")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    count = synthetic.write_synthetic_dataset(str(out), **SMALL)
+    return out, count
+
+
+def _records(out):
+    return [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(out)))]
+
+
+def test_dataset_files(dataset):
+    out, count = dataset
+    assert count == len(CLASSES) * 2 * 2
+    assert sorted(os.listdir(out)) == sorted(
+        ["classes.txt", "preview.png", "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"])
+    assert (out / "classes.txt").read_text().split() == list(CLASSES)
+    preview = np.asarray(Image.open(out / "preview.png"))
+    assert preview.ndim == 3 and preview.shape[0] > preview.shape[1]  # one row per class, two columns
+
+
+def test_records_hold_shapes_photos_and_labels(dataset):
+    out, count = dataset
+    records = _records(out)
+    assert len(records) == count
+    seen = set()
+    for record in records:
+        name = record["class_name"].numpy().decode()
+        index = int(record["class_id"])
+        assert CLASSES[index] == name
+        source = record["source_id"].numpy().decode()
+        assert source.startswith(f"synthetic/{name}/")
+        voxels = data.unpack_voxels(record["voxels"].numpy(), int(record["resolution"]))
+        assert voxels.shape == (32, 32, 32) and voxels[:, :, 0].any()
+        photo = Image.open(io.BytesIO(record["image"].numpy()))
+        assert photo.format == "JPEG" and photo.size == (32, 32) and photo.mode == "RGB"
+        seen.add((source, record["image"].numpy()))
+    assert len(seen) == count  # every view is a different photo
+
+
+def test_make_dataset_reads_the_records(dataset):
+    out, _ = dataset
+    files = data.find_records(str(out))
+    data.check_records(files, 32, need_images=True)
+    batches = data.make_dataset(files, 32, batch_size=4, image_size=64, shuffle_buffer=0, repeat=False)
+    images, voxels = next(iter(batches))
+    assert images.shape == (4, 64, 64, 3) and voxels.shape == (4, 32, 32, 32, 1)
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_sum(voxels)) > 0
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(dataset, tmp_path):
+    out, _ = dataset
+    again = tmp_path / "again"
+    synthetic.write_synthetic_dataset(str(again), **SMALL)
+    for name in os.listdir(out):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+    other = tmp_path / "other"
+    synthetic.write_synthetic_dataset(str(other), **{**SMALL, "seed": 4})
+    shard = "train.tfrecord-00000-of-00002"
+    assert (out / shard).read_bytes() != (other / shard).read_bytes()
+
+
+@pytest.mark.parametrize("name, value", [
+    ("resolution", 48), ("shapes_per_class", 0), ("views_per_shape", 0), ("image_size", 8),
+    ("num_shards", 0), ("num_shards", 25), ("seed", -1),
+])
+def test_bad_arguments_name_the_flag(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        synthetic.write_synthetic_dataset(str(tmp_path / "out"), **{**SMALL, name: value})
+    assert not (tmp_path / "out").exists()
+
+
+def _run(*args):
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(ROOT)}
+    return subprocess.run([sys.executable, "-m", "data_tools.synthetic", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resolution=48"], "error: --resolution: 48 is not one of 32, 64"),
+    (["--shapes_per_class=many"], "error: --shapes_per_class: "),
+    (["--num_shard=2"], "error: --num_shard: unknown flag"),
+])
+def test_cli_bad_flag_is_one_line_and_exit_2(tmp_path, args, message):
+    result = _run(f"--out={tmp_path / 'out'}", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_output_is_the_same_bytes_in_another_process(tmp_path):
+    outputs = [tmp_path / "first", tmp_path / "second"]
+    for out in outputs:
+        result = _run(f"--out={out}", "--shapes_per_class=1", "--views_per_shape=1", "--num_shards=3")
+        assert result.returncode == 0, result.stderr
+        assert "6/6 records (100%)" in result.stderr
+    assert len(data.find_records(str(outputs[0]))) == 3 and (outputs[0] / "preview.png").exists()
+    for name in sorted(os.listdir(outputs[0])):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
