@@ -24,7 +24,7 @@ def _check(condition, name, message):
 
 
 def _check_choice(value, name, choices):
-    _check(value in choices, name, f"{value!r} is not one of {', '.join(choices)}")
+    _check(value in choices, name, f"{value!r} is not one of {', '.join(map(str, choices))}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +86,7 @@ class TrainConfig:
     reconstruction_weight: float = 1e-4
     schedule: str = "joint"
     pretrain_steps: int = 0
+    init_from: str = ""
     precision: str = "float32"
     distribution_strategy: str = "one_device"
     jit_compile: bool = False
@@ -122,9 +123,9 @@ class TrainConfig:
             f"{self.pretrain_steps} must be below train_steps ({self.train_steps}) for the separate schedule",
         )
         _check(
-            self.schedule == "joint" or self.pretrain_steps >= 1,
+            self.schedule == "joint" or self.pretrain_steps >= 1 or self.init_from,
             "pretrain_steps",
-            "the separate schedule needs at least one generator/discriminator step",
+            "the separate schedule needs generator/discriminator steps or a pretrained --init_from model",
         )
         _check_choice(self.precision, "precision", PRECISIONS)
         _check_choice(self.distribution_strategy, "distribution_strategy", STRATEGIES)

@@ -104,6 +104,7 @@ class GAN3D(keras.Model):
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """One optimizer per sub-model; D's learning rate is gated (see GatedLearningRate)."""
         super().compile(**kwargs)
+        self.optimizer = None  # Keras' default RMSprop would hold unused slots for every weight
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         inner = getattr(d_optimizer, "inner_optimizer", d_optimizer)
@@ -141,15 +142,18 @@ class GAN3D(keras.Model):
     def discriminator_step(self, real, global_batch_size):
         """One gated D update; returns (per-example D loss, global D accuracy, gate).
 
-        Real and fake shapes go through D as one batch (as in the keras-io
-        DCGAN): each network runs once per tape, so the all-reduces of
-        synchronized BatchNorm happen in the same order on every replica.
+        Real and fake shapes go through D as separate batches, as in the paper's
+        ports: D's BatchNorm then sees the same batch make-up as in G's update
+        (a mixed batch here and a fake-only one there lets D call fakes real in
+        G's step). The fake pass waits for the real one so that synchronized
+        BatchNorm all-reduces run in one order on every replica.
         """
         local_batch_size = tf.shape(real)[0]
         fake = self.generator(self._replica_latent(local_batch_size, PRIOR_STREAM_D), training=True)
         with tf.GradientTape() as tape:
-            logits = self.discriminator(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True)
-            real_logits, fake_logits = tf.split(logits, 2)
+            real_logits = self.discriminator(real, training=True)
+            with tf.control_dependencies([real_logits]):
+                fake_logits = self.discriminator(fake, training=True)
             per_example = losses.discriminator_loss(real_logits, fake_logits, self.label_smoothing)
             scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
         accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))

@@ -47,8 +47,9 @@ class VAEGAN3D(GAN3D):
     def stage(self, value):
         if value not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {value!r}")
-        self._stage = value
-        self.train_function = None
+        if value != self._stage:
+            self._stage = value
+            self.train_function = None
 
     def compile(self, g_optimizer, d_optimizer, e_optimizer, **kwargs):
         """One optimizer per sub-model."""
@@ -77,8 +78,8 @@ class VAEGAN3D(GAN3D):
     def joint_step(self, images, voxels):
         """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
 
-        G runs once on [prior samples; posterior samples] so each network is
-        called once per tape (see `discriminator_step`).
+        G runs once on [prior samples; posterior samples]: one call, so its
+        synchronized BatchNorm all-reduces have one order on every replica.
         """
         global_batch_size = self.global_batch_size(voxels)
         local_batch_size = tf.shape(voxels)[0]

@@ -1,0 +1,484 @@
+"""Samples/s of keras_vaegan's real train steps (model.fit) against the same step in PyTorch.
+
+    PYTHONPATH=. python -m bench.train_step                      # full run (~20 min on 2 cores)
+    PYTHONPATH=. python -m bench.train_step --quick              # smoke test (< 2 min)
+    PYTHONPATH=. python -m bench.train_step --configs=gan_32 --precisions=float32 --rounds=3
+
+Each (config, framework, precision) runs in its own worker process, so peak
+RSS is per variant and frameworks never share thread pools. The workers of one
+config are started together, build and warm up (tracing and oneDNN primitive
+creation excluded from timing), then the parent asks each in turn to run
+`--steps` train steps, rotating the order every round, so machine noise hits
+ours and the baseline alike. Ours: `set_precision` + `build_model` inside a
+OneDeviceStrategy('/cpu:0') scope, timed `model.fit(steps_per_epoch=steps)` on
+an in-memory repeated tf.data dataset (gate, metrics and strategy included).
+Baseline: bench/torch_reference.py, the same architecture and step in PyTorch.
+The D accuracy threshold is 1.0 in both, so D always updates.
+
+Output: a table, then `RATIO <name> <baseline time / our time>` lines (median
+over rounds of the per-round ratio; above 1 means we are faster).
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+CONFIGS = {
+    # name: (model_type, resolution, batch_size)
+    "gan_32": ("gan", 32, 32),
+    "gan_64": ("gan", 64, 4),
+    "vaegan_32": ("vaegan", 32, 32),
+    "vaegan_64": ("vaegan", 64, 4),
+}
+# Train steps per timed round (about 3-6 s of work each on this machine).
+DEFAULT_STEPS = {"gan_32": 8, "gan_64": 8, "vaegan_32": 6, "vaegan_64": 6}
+PRECISIONS = ("float32", "mixed_bfloat16")
+SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
+PREFIX = "@@ "
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("configs", list(CONFIGS), f"Subset of {', '.join(CONFIGS)}.")
+flags.DEFINE_list("precisions", list(PRECISIONS), "Subset of float32, mixed_bfloat16.")
+flags.DEFINE_integer("steps", 0, "Train steps per timed round (0: a per-config default).")
+flags.DEFINE_integer("rounds", 5, "Timed rounds per variant, interleaved.")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after building (tracing, oneDNN primitives).")
+flags.DEFINE_integer("image_size_32", 64, "VAE-GAN image size at 32^3.")
+flags.DEFINE_integer("image_size_64", 128, "VAE-GAN image size at 64^3.")
+flags.DEFINE_integer("threads", 2, "torch.set_num_threads for the baseline.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data.")
+flags.DEFINE_bool("quick", False, "Smoke test: 32^3 configs, 1 round of 2 steps, 1 warm-up step.")
+flags.DEFINE_bool("verify", True, "First check the PyTorch reference against Keras (shapes, losses).")
+flags.DEFINE_bool("baseline", True, "Run the PyTorch baseline when torch is importable.")
+flags.DEFINE_string("worker", None, "Internal: framework,config,precision of a worker process.")
+flags.DEFINE_bool("verify_worker", False, "Internal: run the verification in this process.")
+
+
+def image_size(config_name):
+    resolution = CONFIGS[config_name][1]
+    return FLAGS.image_size_32 if resolution == 32 else FLAGS.image_size_64
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def send(message):
+    sys.stdout.write(PREFIX + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def random_data(config_name, seed, batches=2):
+    """Random occupancy (about 10% filled) and images in [0, 1), channels last, float32."""
+    import numpy as np
+
+    model_type, resolution, batch_size = CONFIGS[config_name]
+    rng = np.random.default_rng(seed)
+    n = batches * batch_size
+    voxels = (rng.random((n, resolution, resolution, resolution, 1)) < 0.1).astype("float32")
+    images = None
+    if model_type == "vaegan":
+        size = image_size(config_name)
+        images = rng.random((n, size, size, 3), dtype="float32")
+    return voxels, images
+
+
+# ----------------------------------------------------------------------------- Keras worker
+
+def build_keras(config_name, precision, seed):
+    import tensorflow as tf
+
+    from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.models import build_model, set_precision
+
+    model_type, resolution, batch_size = CONFIGS[config_name]
+    set_precision(precision)
+    model_config = ModelConfig(
+        model_type=model_type, resolution=resolution, image_size=image_size(config_name)
+    ).validate()
+    train_config = TrainConfig(
+        batch_size=batch_size, precision=precision, d_accuracy_threshold=1.0, seed=seed
+    ).validate()
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = build_model(model_config, train_config)
+    return model
+
+
+def keras_dataset(config_name, seed):
+    import tensorflow as tf
+
+    _, _, batch_size = CONFIGS[config_name]
+    voxels, images = random_data(config_name, seed)
+    elements = voxels if images is None else (images, voxels)
+    dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch_size, drop_remainder=True)
+    return dataset.cache().repeat().prefetch(2)
+
+
+def keras_worker(config_name, precision):
+    model = build_keras(config_name, precision, FLAGS.seed)
+    dataset = keras_dataset(config_name, FLAGS.seed)
+    model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
+    send({"ready": True})
+    logs = {}
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "run":
+            start = time.perf_counter()
+            history = model.fit(dataset, epochs=1, steps_per_epoch=command["steps"], verbose=0)
+            seconds = time.perf_counter() - start
+            logs = {k: float(v[-1]) for k, v in history.history.items()}
+            send({"seconds": seconds, "steps": command["steps"]})
+        elif command["op"] == "finish":
+            send({"peak_rss_mb": peak_rss_mb(), "logs": logs})
+            return
+
+
+# ----------------------------------------------------------------------------- PyTorch worker
+
+def torch_worker(config_name, precision):
+    import torch
+
+    from bench import torch_reference
+
+    torch.set_num_threads(FLAGS.threads)
+    model_type, resolution, batch_size = CONFIGS[config_name]
+    trainer = torch_reference.Trainer(
+        model_type, resolution, image_size(config_name), precision=precision, d_accuracy_threshold=1.0,
+        seed=FLAGS.seed,
+    )
+    voxels, images = random_data(config_name, FLAGS.seed)
+    voxel_batches = torch.from_numpy(voxels).permute(0, 4, 1, 2, 3).contiguous().split(batch_size)
+    image_batches = (
+        [None] * len(voxel_batches)
+        if images is None
+        else torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().split(batch_size)
+    )
+    counter = [0]
+
+    def run(steps):
+        out = None
+        for _ in range(steps):
+            i = counter[0] % len(voxel_batches)
+            counter[0] += 1
+            out = trainer.step(voxel_batches[i], image_batches[i])
+        return {k: float(v) for k, v in out.items()}  # .item(): waits for the last step
+
+    run(FLAGS.warmup_steps)
+    send({"ready": True})
+    logs = {}
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "run":
+            start = time.perf_counter()
+            logs = run(command["steps"])
+            seconds = time.perf_counter() - start
+            send({"seconds": seconds, "steps": command["steps"]})
+        elif command["op"] == "finish":
+            send({"peak_rss_mb": peak_rss_mb(), "logs": logs})
+            return
+
+
+# ----------------------------------------------------------------------------- verification
+
+def verify_worker():
+    """Copies Keras weights into the PyTorch reference and compares shapes, outputs and two steps' losses.
+
+    Noise is drawn as keras_vaegan draws it (stateless, seed (seed, 3 * step + stream))
+    and handed to the PyTorch step, so float32 losses must agree to round-off.
+    Under mixed_bfloat16 both run bfloat16 compute; losses should be close.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    from bench import torch_reference
+    from keras_vaegan.gan import POSTERIOR_STREAM, PRIOR_STREAM_D, PRIOR_STREAM_G
+
+    torch.set_num_threads(FLAGS.threads)
+    results = []
+    for config_name in FLAGS.configs:
+        model_type, resolution, batch_size = CONFIGS[config_name]
+        voxels, images = random_data(config_name, FLAGS.seed + 1, batches=1)
+        for precision in FLAGS.precisions:
+            model = build_keras(config_name, precision, FLAGS.seed)
+            trainer = torch_reference.Trainer(
+                model_type, resolution, image_size(config_name), precision=precision, d_accuracy_threshold=1.0,
+                encoder_padding="tf_same", seed=FLAGS.seed,
+            )
+            torch_reference.copy_from_keras(trainer.G, model.generator)
+            torch_reference.copy_from_keras(trainer.D, model.discriminator)
+            if model_type == "vaegan":
+                torch_reference.copy_from_keras(trainer.E, model.encoder)
+            t_voxels = torch.from_numpy(voxels).permute(0, 4, 1, 2, 3).contiguous()
+            t_images = None if images is None else torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+            # Shapes and inference outputs of each network on the same inputs.
+            z = np.random.default_rng(FLAGS.seed).random((batch_size, 200), dtype="float32")
+            checks = {}
+            trainer.G.eval(), trainer.D.eval()
+            with torch.no_grad(), trainer.autocast():
+                t_g = trainer.G(torch.from_numpy(z)).float().permute(0, 2, 3, 4, 1).numpy()
+                t_d = trainer.D(t_voxels).float().numpy()
+            k_g = keras.ops.convert_to_numpy(model.generator(z, training=False))
+            k_d = keras.ops.convert_to_numpy(model.discriminator(voxels, training=False))
+            shape_ok = k_g.shape == t_g.shape and k_d.shape == t_d.shape
+            checks["G_out"] = float(np.abs(k_g - t_g).max())
+            checks["D_logit"] = float(np.abs(k_d - t_d).max())
+            shapes = f"G {k_g.shape} D {k_d.shape}"
+            if model_type == "vaegan":
+                trainer.E.eval()
+                with torch.no_grad(), trainer.autocast():
+                    t_m, t_v = trainer.E(t_images)
+                k_m, k_v = (keras.ops.convert_to_numpy(t) for t in model.encoder(images, training=False))
+                shape_ok = shape_ok and k_m.shape == tuple(t_m.shape) and k_v.shape == tuple(t_v.shape)
+                checks["E_mean"] = float(np.abs(k_m - t_m.float().numpy()).max())
+                shapes += f" E {k_m.shape}x2"
+                trainer.E.train()
+            trainer.G.train(), trainer.D.train()
+
+            # Two train steps with the same noise.
+            inputs = voxels if images is None else (images, voxels)
+            dataset = tf.data.Dataset.from_tensors(inputs).repeat()
+            history = model.fit(dataset, epochs=2, steps_per_epoch=1, verbose=0).history
+            torch_losses = []
+            for step in range(2):
+                def draw(stream, normal=False):
+                    seed = tf.constant([FLAGS.seed, 3 * step + stream], tf.int64)
+                    sampler = tf.random.stateless_normal if normal else tf.random.stateless_uniform
+                    return torch.from_numpy(sampler([batch_size, 200], seed).numpy())
+
+                out = trainer.step(
+                    t_voxels, t_images, z_d=draw(PRIOR_STREAM_D), z_g=draw(PRIOR_STREAM_G),
+                    noise=draw(POSTERIOR_STREAM, normal=True) if model_type == "vaegan" else None,
+                )
+                torch_losses.append({k: float(v) for k, v in out.items()})
+            for step in range(2):
+                for name in ("d_loss", "g_loss", "d_acc", "kl_loss", "recon_loss"):
+                    if name in history:
+                        checks[f"{name}@{step + 1}"] = (float(history[name][step]), torch_losses[step][name])
+            results.append({
+                "config": config_name, "precision": precision, "shape_ok": shape_ok, "shapes": shapes,
+                "checks": checks,
+            })
+            keras.backend.clear_session()
+    send({"verify": results})
+
+
+def print_verification(results):
+    print("Verification (Keras weights copied into the PyTorch reference; same inputs and noise):")
+    failed = False
+    for result in results:
+        tolerance = 2e-3 if result["precision"] == "float32" else 5e-2
+        parts = []
+        ok = result["shape_ok"]
+        for name, value in result["checks"].items():
+            if isinstance(value, tuple) or isinstance(value, list):
+                keras_value, torch_value = value
+                close = abs(keras_value - torch_value) <= tolerance * max(1.0, abs(keras_value))
+                parts.append(f"{name} {keras_value:.5g}/{torch_value:.5g}" + ("" if close else " (!)"))
+            else:
+                close = value <= (1e-4 if result["precision"] == "float32" else 5e-2) * (
+                    1.0 if name != "E_mean" else 10.0
+                )
+                parts.append(f"max|diff| {name} {value:.2e}" + ("" if close else " (!)"))
+            ok = ok and close
+        status = "ok" if ok else "MISMATCH"
+        failed = failed or (not ok and result["precision"] == "float32")
+        print(f"  {result['config']:<10} {SHORT[result['precision']]}  {status:<8} shapes: {result['shapes']}")
+        print("      keras/torch: " + ", ".join(parts))
+    return not failed
+
+
+# ----------------------------------------------------------------------------- parent
+
+class Worker:
+    def __init__(self, framework, config_name, precision, log_dir):
+        self.framework, self.config_name, self.precision = framework, config_name, precision
+        self.log_path = os.path.join(log_dir, f"{framework}_{config_name}_{precision}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.train_step", f"--worker={framework},{config_name},{precision}"]
+            + passthrough_flags(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
+        )
+        self.times = []
+
+    @property
+    def label(self):
+        return f"{self.framework}/{SHORT[self.precision]}"
+
+    def receive(self):
+        for line in self.proc.stdout:
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX):])
+        self.log.flush()
+        with open(self.log_path) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"worker {self.label} {self.config_name} exited ({self.proc.wait()}):\n{tail}")
+
+    def command(self, **message):
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        return self.receive()
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+        self.log.close()
+
+
+def passthrough_flags():
+    names = ("warmup_steps", "image_size_32", "image_size_64", "threads", "seed")
+    return [f"--{name}={getattr(FLAGS, name)}" for name in names]
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_config(config_name, frameworks, steps, rounds, log_dir):
+    workers = [Worker(fw, config_name, p, log_dir) for fw in frameworks for p in FLAGS.precisions]
+    try:
+        for worker in workers:  # built and warmed up in parallel, nothing timed yet
+            worker.receive()
+        for r in range(rounds):
+            order = workers[r % len(workers):] + workers[: r % len(workers)]
+            if r % 2:
+                order = order[::-1]
+            for worker in order:
+                time.sleep(0.5)  # lets the previous worker's threads go idle
+                reply = worker.command(op="run", steps=steps)
+                worker.times.append(reply["seconds"] / reply["steps"])
+        for worker in workers:
+            reply = worker.command(op="finish")
+            worker.peak_rss_mb, worker.logs = reply["peak_rss_mb"], reply["logs"]
+    finally:
+        for worker in workers:
+            worker.close()
+    return workers
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        framework, config_name, precision = FLAGS.worker.split(",")
+        (keras_worker if framework == "keras" else torch_worker)(config_name, precision)
+        return
+    if FLAGS.verify_worker:
+        verify_worker()
+        return
+    for name in FLAGS.configs:
+        if name not in CONFIGS:
+            raise app.UsageError(f"--configs: unknown {name!r}; choose from {', '.join(CONFIGS)}")
+    for name in FLAGS.precisions:
+        if name not in PRECISIONS:
+            raise app.UsageError(f"--precisions: unknown {name!r}; choose from {', '.join(PRECISIONS)}")
+    if FLAGS.quick:
+        if not any(f.startswith("--configs") for f in sys.argv):
+            FLAGS.configs = ["gan_32", "vaegan_32"]
+        FLAGS.rounds, FLAGS.warmup_steps = 1, 1
+        FLAGS.steps = FLAGS.steps or 2
+        FLAGS.verify = False
+    with_torch = FLAGS.baseline and torch_available()
+    frameworks = ["keras", "pytorch"] if with_torch else ["keras"]
+
+    import platform
+
+    print(f"bench.train_step  {time.strftime('%Y-%m-%d %H:%M:%S')}  python {platform.python_version()}  "
+          f"cpus {os.cpu_count()}  configs {','.join(FLAGS.configs)}  rounds {FLAGS.rounds}")
+    versions = subprocess.run(
+        [sys.executable, "-c", "import tensorflow as tf, keras; print('tensorflow', tf.__version__, "
+         "'keras', keras.__version__)"], capture_output=True, text=True).stdout.strip()
+    if with_torch:
+        import torch
+        versions += f" torch {torch.__version__} (threads {FLAGS.threads})"
+    print(versions)
+    print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '<unset>')}; "
+          f"vaegan image size {FLAGS.image_size_32} at 32^3, {FLAGS.image_size_64} at 64^3; "
+          "D accuracy threshold 1.0 (D always updates)")
+    if not with_torch:
+        print("PyTorch baseline skipped: " + ("--nobaseline" if not FLAGS.baseline else "torch is not importable"))
+    sys.stdout.flush()
+
+    if with_torch and FLAGS.verify:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.train_step", "--verify_worker", f"--configs={','.join(FLAGS.configs)}",
+             f"--precisions={','.join(FLAGS.precisions)}"] + passthrough_flags(),
+            capture_output=True, text=True,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith(PREFIX)]
+        if proc.returncode or not lines:
+            print(proc.stderr[-3000:])
+            raise SystemExit("verification crashed")
+        ok = print_verification(json.loads(lines[-1][len(PREFIX):])["verify"])
+        print(f"  ({time.perf_counter() - start:.0f} s)")
+        if not ok:
+            raise SystemExit("the PyTorch reference does not match Keras in float32")
+        sys.stdout.flush()
+
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_train_step_") as log_dir:
+        for config_name in FLAGS.configs:
+            steps = FLAGS.steps or DEFAULT_STEPS[config_name]
+            start = time.perf_counter()
+            workers = run_config(config_name, frameworks, steps, FLAGS.rounds, log_dir)
+            batch_size = CONFIGS[config_name][2]
+            by_key = {(w.framework, w.precision): w for w in workers}
+            for worker in workers:
+                median = statistics.median(worker.times)
+                rows.append((
+                    config_name, worker.framework, worker.precision, batch_size / median, 1000 * median,
+                    1000 * min(worker.times), 1000 * max(worker.times), worker.peak_rss_mb,
+                    " ".join(f"{k}={v:.3g}" for k, v in sorted(worker.logs.items())),
+                ))
+            if with_torch:
+                for ours, base in (("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16"),
+                                   ("mixed_bfloat16", "float32")):
+                    if ("keras", ours) in by_key and ("pytorch", base) in by_key:
+                        a, b = by_key[("keras", ours)].times, by_key[("pytorch", base)].times
+                        ratio = statistics.median(tb / ta for ta, tb in zip(a, b))
+                        ratios.append((f"{config_name}_{SHORT[ours]}_vs_pytorch_{SHORT[base]}", ratio))
+            print(f"[{config_name}: {steps} steps x {FLAGS.rounds} rounds, {time.perf_counter() - start:.0f} s]")
+            sys.stdout.flush()
+
+    print()
+    header = ("config", "framework", "precision", "samples/s", "step ms", "min ms", "max ms", "peak RSS MB")
+    print(f"{header[0]:<10} {header[1]:<9} {header[2]:<15} {header[3]:>9} {header[4]:>8} {header[5]:>8} "
+          f"{header[6]:>8} {header[7]:>11}  last-step metrics")
+    for config_name, framework, precision, sps, ms, lo, hi, rss, logs in rows:
+        print(f"{config_name:<10} {framework:<9} {precision:<15} {sps:9.2f} {ms:8.1f} {lo:8.1f} {hi:8.1f} "
+              f"{rss:11.0f}  {logs}")
+    print("(step ms: median over rounds; samples/s = batch / median step; RATIO: median of per-round ratios)")
+    if with_torch:
+        print()
+        goals = {
+            "fp32_vs_pytorch_fp32": 1.15, "bf16_vs_pytorch_bf16": 1.0, "bf16_vs_pytorch_fp32": 1.5,
+        }
+        for name, ratio in ratios:
+            goal = next(v for k, v in goals.items() if name.endswith(k))
+            print(f"goal {name} >= {goal}: {'met' if ratio >= goal else 'NOT met'} ({ratio:.2f})")
+        print()
+        for name, ratio in ratios:
+            print(f"RATIO {name} {ratio:.3f}")
+    else:
+        print("PyTorch baseline skipped (no RATIO lines).")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,104 @@
+"""Training callbacks: progress, TensorBoard scalars, sample pictures, NaN guard."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vaegan import render
+
+# The trackers already average since the last checkpoint: shown as they are.
+METRIC_NAMES = ("d_loss", "g_loss", "d_acc", "d_updated", "kl_loss", "recon_loss")
+
+
+def current_step(model):
+    """The model's global step (survives checkpoints, unlike Keras' batch index)."""
+    return int(keras.ops.convert_to_numpy(model.step.value))
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One Keras progress bar over the whole run (rate and ETA), across resumes and phases."""
+
+    def __init__(self, total_steps, initial_step):
+        super().__init__()
+        self.progbar = keras.utils.Progbar(total_steps, stateful_metrics=METRIC_NAMES, unit_name="step")
+        self.progbar.update(initial_step)
+        self.first = initial_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = [(name, float(value)) for name, value in (logs or {}).items()]
+        self.progbar.update(current_step(self.model), values=values)
+
+
+class ScalarSummaries(keras.callbacks.Callback):
+    """Writes the step's metrics to TensorBoard every `every` steps, keyed by the global step."""
+
+    def __init__(self, writer, every):
+        super().__init__()
+        self.writer = writer
+        self.every = every
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step % self.every:
+            return
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(name, float(value))
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the metric."""
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite metric and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                self.failure = f"step {current_step(self.model)}: {name} is {float(value)}"
+                self.model.stop_training = True
+                return
+
+
+class SamplePictures(keras.callbacks.Callback):
+    """Every `every` steps: PNG grids of shapes from fixed latent vectors (and, for
+    3D-VAE-GAN, fixed photos beside their reconstructions), also to TensorBoard.
+
+    Writes `samples.png` / `reconstructions.png` in `out_dir` and a copy per step
+    under `out_dir/samples/`.
+    """
+
+    def __init__(self, out_dir, writer, every, latent, images=None):
+        super().__init__()
+        self.out_dir = out_dir
+        self.writer = writer
+        self.every = every
+        self.latent = latent
+        self.images = images
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step % self.every == 0:
+            self.write(step)
+
+    def write(self, step):
+        """Renders and saves the pictures for `step`."""
+        shapes = keras.ops.convert_to_numpy(self.model.generator(self.latent, training=False))
+        pictures = {"samples": render.render_grid(shapes, cell_size=96)}
+        if self.images is not None:
+            reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+            pictures["reconstructions"] = render.side_by_side(self.images, reconstructions, cell_size=96)
+        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
+        with self.writer.as_default(step=step):
+            for name, picture in pictures.items():
+                render.save_png(picture, os.path.join(self.out_dir, f"{name}.png"))
+                render.save_png(picture, os.path.join(self.out_dir, "samples", f"{name}-{step:07d}.png"))
+                tf.summary.image(name, picture[np.newaxis], max_outputs=1)

@@ -1,0 +1,54 @@
+"""Builds and compiles a 3D-GAN or 3D-VAE-GAN from configs."""
+
+import keras
+
+from keras_vaegan.gan import GAN3D
+from keras_vaegan.vaegan import VAEGAN3D
+
+
+def set_precision(precision):
+    """Sets the global Keras dtype policy: float32 | mixed_bfloat16 | mixed_float16.
+
+    The models keep their last activation (occupancy, logits, latent moments)
+    and the losses in float32 under either mixed policy.
+    """
+    keras.mixed_precision.set_dtype_policy(precision)
+
+
+def make_optimizer(learning_rate, beta1, precision):
+    """Adam as in the paper; wrapped for dynamic loss scaling under mixed_float16."""
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def build_model(model_config, train_config):
+    """A compiled GAN3D or VAEGAN3D; call inside the strategy scope, after `set_precision`."""
+    common = dict(
+        resolution=model_config.resolution,
+        latent_dim=model_config.latent_dim,
+        latent_prior=train_config.latent_prior,
+        d_accuracy_threshold=train_config.d_accuracy_threshold,
+        label_smoothing=train_config.label_smoothing,
+        seed=train_config.seed,
+        synchronized_batch_norm=model_config.synchronized_batch_norm,
+    )
+    beta1, precision = train_config.adam_beta1, train_config.precision
+    optimizers = dict(
+        g_optimizer=make_optimizer(train_config.generator_learning_rate, beta1, precision),
+        d_optimizer=make_optimizer(train_config.discriminator_learning_rate, beta1, precision),
+    )
+    if model_config.model_type == "gan":
+        model = GAN3D(**common, name="gan3d")
+    else:
+        model = VAEGAN3D(
+            image_size=model_config.image_size,
+            kl_weight=train_config.kl_weight,
+            reconstruction_weight=train_config.reconstruction_weight,
+            **common,
+            name="vaegan3d",
+        )
+        optimizers["e_optimizer"] = make_optimizer(train_config.encoder_learning_rate, beta1, precision)
+    model.compile(jit_compile=train_config.jit_compile, **optimizers)
+    return model

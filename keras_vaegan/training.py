@@ -1,0 +1,196 @@
+"""The training loop: data checks, checkpoints and resume, pictures, final model.
+
+`train()` is what `train.py` calls; it is importable and testable without flags.
+"""
+
+import dataclasses
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vaegan import callbacks, data, distribute
+from keras_vaegan.config import ConfigError
+from keras_vaegan.models import build_model, set_precision
+
+RUN_FILE = "run.json"
+FINAL_MODEL = "model.keras"
+SAMPLE_COUNT = 16
+RECONSTRUCTION_COUNT = 8
+
+
+class CheckpointError(ValueError):
+    """A model directory or checkpoint does not fit the requested model."""
+
+
+def write_atomically(path, text):
+    """Writes text to a temporary file beside `path`, then renames it into place."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def save_model_atomically(model, path):
+    """`model.save` to a temporary `.keras` name, then rename: never a half-written model."""
+    temporary = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def _describe(architecture):
+    return ", ".join(f"{key}={value}" for key, value in sorted(architecture.items()) if value is not None)
+
+
+def check_model_dir(model_dir, model_config, train_config, write):
+    """Refuses a model directory trained with another architecture; records this run's configs."""
+    path = os.path.join(model_dir, RUN_FILE)
+    wanted = model_config.architecture()
+    if os.path.exists(path):
+        try:
+            with open(path) as handle:
+                stored = json.load(handle)["architecture"]
+        except (OSError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{path}: unreadable run description ({error})") from None
+        if stored != wanted:
+            raise CheckpointError(
+                f"{model_dir}: holds a model with {_describe(stored)}, but this run asks for "
+                f"{_describe(wanted)}; use another --model_dir"
+            )
+    if write:
+        os.makedirs(model_dir, exist_ok=True)
+        run = {
+            "architecture": wanted,
+            "model": dataclasses.asdict(model_config),
+            "train": dataclasses.asdict(train_config),
+        }
+        write_atomically(path, json.dumps(run, indent=2, sort_keys=True))
+
+
+def _optimizers(model):
+    names = ("g_optimizer", "d_optimizer", "e_optimizer")
+    return {name: getattr(model, name) for name in names if hasattr(model, name)}
+
+
+def restore_latest(checkpoint, manager):
+    """Restores the newest checkpoint, if any; a mismatch is a CheckpointError, never a partial load."""
+    latest = manager.latest_checkpoint
+    if latest is None:
+        return None
+    try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0][:300]
+        raise CheckpointError(f"{latest}: does not fit this model ({reason})") from None
+    return latest
+
+
+def load_pretrained(model, path):
+    """Copies generator and discriminator weights from a saved 3D-GAN or 3D-VAE-GAN `.keras` file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"init_from: {path} is not a file")
+    try:
+        source = keras.saving.load_model(path)
+        for name in ("generator", "discriminator"):
+            getattr(model, name).set_weights(getattr(source, name).get_weights())
+    except (ValueError, OSError, AttributeError) as error:
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"init_from: {path} does not hold a matching 3D-GAN ({reason})") from None
+
+
+def stage_at(step, train_config, model_config):
+    """What a step trains: "joint", or "gan" then "encoder" for the separate schedule."""
+    if model_config.model_type == "gan":
+        return "gan"
+    if train_config.schedule == "joint":
+        return "joint"
+    return "gan" if step < train_config.pretrain_steps else "encoder"
+
+
+def chunk_end(step, train_config, model_config):
+    """Where the current run of steps stops: a checkpoint boundary, a stage change or the end."""
+    every = train_config.checkpoint_every
+    end = min((step // every + 1) * every, train_config.train_steps)
+    if model_config.model_type == "vaegan" and train_config.schedule == "separate" and step < train_config.pretrain_steps:
+        end = min(end, train_config.pretrain_steps)
+    return end
+
+
+def _reconstruction_images(files, model_config):
+    """A fixed set of photos, in file order, shown beside their reconstructions."""
+    dataset = data.make_dataset(
+        files, model_config.resolution, 1, model_config.image_size, shuffle_buffer=0, repeat=False
+    ).take(RECONSTRUCTION_COUNT)
+    return np.concatenate([keras.ops.convert_to_numpy(images) for images, _ in dataset])
+
+
+def train(model_config, train_config, data_dir, model_dir, verbose=True):
+    """Trains (or resumes) a model in `model_dir`; returns the path of the final `.keras` file.
+
+    Raises ConfigError, data.DataError, CheckpointError or callbacks.NonFiniteLoss
+    with a one-line message; the last good checkpoint is never touched by a failure.
+    """
+    model_config.validate()
+    train_config.validate()
+    is_vaegan = model_config.model_type == "vaegan"
+    files = data.find_records(data_dir)
+    data.check_records(files, model_config.resolution, need_images=is_vaegan)
+    chief = distribute.is_chief()
+    strategy = distribute.make_strategy(train_config.distribution_strategy)
+    check_model_dir(model_dir, model_config, train_config, write=chief)
+    set_precision(train_config.precision)
+    with strategy.scope():
+        model = build_model(model_config, train_config)
+    checkpoint = tf.train.Checkpoint(model=model, **_optimizers(model))
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    if not chief:
+        checkpoint_dir = os.path.join(model_dir, f".worker-{os.getpid()}-checkpoints")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=train_config.keep_checkpoints)
+    restored = restore_latest(checkpoint, manager)
+    step = callbacks.current_step(model)
+    if restored is None and train_config.init_from:
+        load_pretrained(model, train_config.init_from)
+    if verbose:
+        print(f"{'resuming from ' + restored if restored else 'starting'} at step {step} of {train_config.train_steps}")
+
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if chief else tf.summary.create_noop_writer()
+    guard = callbacks.NaNGuard()
+    run_callbacks = [guard, callbacks.ScalarSummaries(writer, train_config.log_every)]
+    if verbose:
+        run_callbacks.append(callbacks.ProgressBar(train_config.train_steps, step))
+    pictures = None
+    if chief:
+        latent = model.sample_latent(SAMPLE_COUNT, tf.constant([train_config.seed, -1], tf.int64))
+        images = _reconstruction_images(files, model_config) if is_vaegan else None
+        pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images)
+        run_callbacks.append(pictures)
+
+    while step < train_config.train_steps:
+        if is_vaegan:
+            model.stage = stage_at(step, train_config, model_config)
+        end = chunk_end(step, train_config, model_config)
+        dataset = data.make_dataset(
+            files, model_config.resolution, train_config.batch_size, model_config.image_size if is_vaegan else None,
+            seed=train_config.seed * 1_000_003 + step,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets shuffle themselves
+            model.fit(dataset, steps_per_epoch=end - step, epochs=1, verbose=0, callbacks=run_callbacks)
+        if guard.failure:
+            kept = manager.latest_checkpoint or "none written yet"
+            raise callbacks.NonFiniteLoss(f"{guard.failure}; training stopped, last good checkpoint: {kept}")
+        step = callbacks.current_step(model)
+        manager.save(checkpoint_number=step)
+    writer.flush()
+    final_path = os.path.join(model_dir, FINAL_MODEL)
+    if chief:
+        pictures.write(step)
+        save_model_atomically(model, final_path)
+        if verbose:
+            print(f"\nsaved {final_path}")
+    else:
+        tf.io.gfile.rmtree(checkpoint_dir)
+    return final_path

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Shared set-up of the README's two commands: system packages, .venv, the package.
+# Idempotent: every step is skipped when already done. Usage: source scripts/setup_env.sh [extras]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXTRAS="${1:-}"
+PYTHON="${PYTHON:-python3}"
+
+need_apt=()
+# open3d imports only with libusb; its offscreen renderer needs Vulkan (Mesa's software driver).
+for pkg in libusb-1.0-0 libvulkan1 mesa-vulkan-drivers; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+"$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+  echo "setup: installing system packages: ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+VENV="$ROOT/.venv"
+[ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+stamp="$VENV/.installed-$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${EXTRAS:-base}"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing keras-vaegan${EXTRAS:+[$EXTRAS]} into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+cd "$ROOT"

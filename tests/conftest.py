@@ -1,0 +1,161 @@
+"""Shared fixtures and helpers for the model, loss and training tests: tiny shapes only.
+
+Defaults: 32^3 voxels, 32x32 images, batches of 2 (the smallest settings the
+models accept), so a compiled train step traces in about a second on CPU.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_vaegan.gan import GAN3D
+from keras_vaegan.vaegan import VAEGAN3D
+
+RESOLUTION = 32
+IMAGE_SIZE = 32
+BATCH = 2
+
+
+# ---------------------------------------------------------------- data
+
+
+def random_voxels(batch=BATCH, resolution=RESOLUTION, seed=0, fill=0.3):
+    """Binary occupancy (batch, R, R, R, 1) float32, about `fill` occupied."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, resolution, resolution, resolution, 1)) < fill).astype("float32")
+
+
+def random_images(batch=BATCH, image_size=IMAGE_SIZE, seed=0):
+    """RGB images (batch, S, S, 3) float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, image_size, image_size, 3)).astype("float32")
+
+
+def box_voxels(resolution, low, high):
+    """One solid axis-aligned box, occupied on [low, high) along every axis, as (R, R, R, 1)."""
+    grid = np.zeros((resolution,) * 3 + (1,), "float32")
+    grid[low[0] : high[0], low[1] : high[1], low[2] : high[2]] = 1.0
+    return grid
+
+
+@pytest.fixture
+def voxel_batch():
+    return random_voxels()
+
+
+@pytest.fixture
+def image_batch():
+    return random_images()
+
+
+@pytest.fixture
+def restore_dtype_policy():
+    """Puts the global Keras dtype policy back, whatever a test set it to."""
+    policy = keras.config.dtype_policy()
+    yield
+    keras.config.set_dtype_policy(policy)
+
+
+# ---------------------------------------------------------------- models
+
+
+def make_optimizer(kind="sgd", learning_rate=0.01):
+    """SGD (plain, predictable updates) or Adam with the paper's beta1 = 0.5."""
+    if kind == "sgd":
+        return keras.optimizers.SGD(learning_rate)
+    if kind == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=0.5)
+    raise ValueError(kind)
+
+
+def build_gan(optimizer="sgd", learning_rate=0.01, d_learning_rate=None, **kwargs):
+    """A compiled 32^3 GAN3D; one optimizer kind for G and D."""
+    kwargs.setdefault("resolution", RESOLUTION)
+    model = GAN3D(**kwargs)
+    model.compile(
+        g_optimizer=make_optimizer(optimizer, learning_rate),
+        d_optimizer=make_optimizer(optimizer, d_learning_rate or learning_rate),
+    )
+    return model
+
+
+def build_vaegan(optimizer="sgd", learning_rate=0.01, d_learning_rate=None, e_learning_rate=None, **kwargs):
+    """A compiled 32^3 VAEGAN3D on 32x32 images; one optimizer kind for E, G and D."""
+    kwargs.setdefault("resolution", RESOLUTION)
+    kwargs.setdefault("image_size", IMAGE_SIZE)
+    model = VAEGAN3D(**kwargs)
+    model.compile(
+        g_optimizer=make_optimizer(optimizer, learning_rate),
+        d_optimizer=make_optimizer(optimizer, d_learning_rate or learning_rate),
+        e_optimizer=make_optimizer(optimizer, e_learning_rate or learning_rate),
+    )
+    return model
+
+
+def train_steps(model, data, steps=1):
+    """`steps` compiled train steps on the same batch; returns the history (one value per step)."""
+    x, y = (data, None) if not isinstance(data, tuple) else data
+    batch = len(y if y is not None else x)
+    repeated = (np.concatenate([x] * steps), None if y is None else np.concatenate([y] * steps))
+    return model.fit(*repeated, batch_size=batch, epochs=1, shuffle=False, verbose=0).history
+
+
+# ---------------------------------------------------------------- weights
+
+
+def snapshot(variables):
+    """Copies of the variables' values (for comparing before and after a step)."""
+    return [np.array(v.numpy()) for v in variables]
+
+
+def changed_paths(variables, before):
+    """Paths of the variables whose values differ from `before` (bitwise)."""
+    return [v.path for v, old in zip(variables, before) if not np.array_equal(v.numpy(), old)]
+
+
+def unchanged_paths(variables, before):
+    changed = set(changed_paths(variables, before))
+    return [v.path for v in variables if v.path not in changed]
+
+
+# ---------------------------------------------------------------- saving
+
+
+def _normalized(config):
+    """A config as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(config, default=str))
+
+
+def _outputs(model, inputs):
+    outputs = model(inputs, training=False)
+    flat = keras.tree.flatten(outputs)
+    return [keras.ops.convert_to_numpy(o) for o in flat]
+
+
+def run_model_saving_test(model, inputs, tmp_path, name="model"):
+    """Saves `model` to a `.keras` file, loads it, and checks class, outputs, weights and config.
+
+    Like keras-hub's helper of the same name. Returns the loaded model.
+    """
+    path = os.path.join(str(tmp_path), f"{name}.keras")
+    expected = _outputs(model, inputs)
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert [v.path for v in loaded.weights] == [v.path for v in model.weights]
+    for original, restored in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(restored.numpy(), original.numpy(), err_msg=original.path)
+    actual = _outputs(loaded, inputs)
+    assert len(actual) == len(expected)
+    for want, got in zip(expected, actual):
+        np.testing.assert_array_equal(got, want)
+    assert _normalized(loaded.get_config()) == _normalized(model.get_config())
+    # The config alone rebuilds the same architecture.
+    rebuilt = type(model).from_config(model.get_config())
+    if not rebuilt.built:
+        rebuilt.build_from_config(model.get_build_config())
+    assert [(v.path, tuple(v.shape)) for v in rebuilt.weights] == [(v.path, tuple(v.shape)) for v in model.weights]
+    return loaded

@@ -1,0 +1,321 @@
+"""Distribution: a mirrored step equals a single-device step; strategies by name; multi-worker training.
+
+Splitting the CPU into logical devices must happen before TensorFlow initializes
+its devices, which this test process has long done: the mirrored checks run in
+a subprocess. Only one MirroredStrategy is created per process (two different
+MirroredStrategy objects in one process break the collectives with "Shape
+mismatch in the collective instance"); the single-device reference runs use
+OneDeviceStrategy.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vaegan import distribute
+from keras_vaegan.config import ConfigError
+from keras_vaegan.gan import GAN3D
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+ATOL = 1e-5
+
+# One process, one MirroredStrategy over two logical CPUs, reused for both models.
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from keras_vaegan import distribute
+    distribute.split_cpu(2)  # before anything initializes TensorFlow's devices
+    import keras
+    import tensorflow as tf
+    from keras_vaegan.gan import GAN3D, replica_slice
+    from keras_vaegan.vaegan import VAEGAN3D
+
+    mirrored = distribute.make_strategy("mirrored")
+    single = tf.distribute.OneDeviceStrategy("/cpu:0")
+    # SGD, not Adam: Adam's first step is about lr * sign(g), which turns float noise on
+    # near-zero gradients into full-size updates, so it is no fair equality test.
+    LEARNING_RATE = 1e-3
+
+    def build(cls, strategy, weights, **kwargs):
+        with strategy.scope():
+            model = cls(resolution=32, synchronized_batch_norm=True, d_accuracy_threshold=1.0, seed=5, **kwargs)
+            if weights is not None:
+                model.set_weights(weights)
+            names = ["g_optimizer", "d_optimizer"] + (["e_optimizer"] if cls is VAEGAN3D else [])
+            model.compile(**{name: keras.optimizers.SGD(LEARNING_RATE) for name in names})
+        return model
+
+    rng = np.random.default_rng(0)
+    voxels = (rng.random((4, 32, 32, 32, 1)) < 0.3).astype("float32")
+    images = rng.random((4, 32, 32, 3)).astype("float32")
+    results = {"replicas": mirrored.num_replicas_in_sync}
+    for cls, batch, kwargs in [(GAN3D, voxels, {}), (VAEGAN3D, (images, voxels), {"image_size": 32})]:
+        keras.utils.set_random_seed(1)
+        reference = build(cls, single, None, **kwargs)
+        initial = reference.get_weights()
+        single_history = reference.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
+        model = build(cls, mirrored, initial, **kwargs)
+        mirrored_history = model.fit(tf.data.Dataset.from_tensors(batch), verbose=0).history
+        results[cls.__name__] = {
+            "paths": [v.path for v in reference.weights],
+            "trainable": [v.trainable for v in reference.weights],
+            "difference": [float(np.max(np.abs(a - b))) for a, b in zip(reference.get_weights(), model.get_weights())],
+            "update": [float(np.max(np.abs(a - b))) for a, b in zip(reference.get_weights(), initial)],
+            "single": single_history,
+            "mirrored": mirrored_history,
+        }
+
+    # Noise per replica, from the trained mirrored VAEGAN3D (step 1) and its single-device twin.
+    def per_replica():
+        rows = replica_slice(tf.reshape(tf.range(8.0), [4, 2]), 2)
+        prior = model.prior_latent(2)
+        posterior = model._posterior_sample(tf.zeros([2, 200]), tf.zeros([2, 200]))
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return rows, prior, posterior, replica
+
+    values = tf.function(lambda: mirrored.run(per_replica))()
+    local = [[t.numpy().tolist() for t in mirrored.experimental_local_results(v)] for v in values]
+    results["noise"] = {
+        "rows": local[0],
+        "prior": local[1],
+        "posterior": local[2],
+        "replica_ids": local[3],
+        "single_prior": reference.prior_latent(4).numpy().tolist(),
+        "single_posterior": reference._posterior_sample(tf.zeros([4, 200]), tf.zeros([4, 200])).numpy().tolist(),
+        "steps": [int(model.step.numpy()), int(reference.step.numpy())],
+    }
+    with open(sys.argv[1], "w") as handle:
+        json.dump(results, handle)
+    """
+)
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def mirrored_results(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("mirrored")
+    script = directory / "mirrored_step.py"
+    script.write_text(MIRRORED_SCRIPT)
+    output = directory / "results.json"
+    process = subprocess.run(
+        [sys.executable, str(script), str(output)], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    return json.loads(output.read_text())
+
+
+def test_two_replicas(mirrored_results):
+    assert mirrored_results["replicas"] == 2
+
+
+@pytest.mark.parametrize("name", ["GAN3D", "VAEGAN3D"])
+def test_mirrored_step_equals_single_device_step(mirrored_results, name):
+    result = mirrored_results[name]
+    # Same weights (trainable, BatchNorm statistics, step, gate) after one step on the same global batch.
+    far = {p: d for p, d in zip(result["paths"], result["difference"]) if not d <= ATOL}
+    assert far == {}
+    # The comparison has teeth: every network moved by far more than the tolerance, so a
+    # wrong gradient scale (e.g. a per-replica mean) or mismatched noise would show.
+    networks = ("generator", "discriminator") + (("encoder",) if name == "VAEGAN3D" else ())
+    for network in networks:
+        moved = [u for p, u, t in zip(result["paths"], result["update"], result["trainable"]) if t and p.startswith(network)]
+        assert min(moved) > 0, network  # every trainable variable took a step
+        assert max(moved) > 20 * ATOL, network
+    for metric, values in result["single"].items():
+        assert result["mirrored"][metric] == pytest.approx(values, rel=1e-4, abs=1e-5), metric
+    assert result["single"]["d_updated"] == [1.0]
+
+
+def test_replica_slice_gives_each_replica_its_rows(mirrored_results):
+    noise = mirrored_results["noise"]
+    assert noise["replica_ids"] == [0, 1]
+    assert noise["rows"] == [[[0.0, 1.0], [2.0, 3.0]], [[4.0, 5.0], [6.0, 7.0]]]
+
+
+@pytest.mark.parametrize("kind", ["prior", "posterior"])
+def test_replicas_draw_different_noise_that_matches_one_device(mirrored_results, kind):
+    noise = mirrored_results["noise"]
+    assert noise["steps"] == [1, 1]
+    first, second = (np.array(v) for v in noise[kind])
+    assert first.shape == second.shape == (2, 200)
+    assert not np.allclose(first, second)
+    # The two replicas' slices are the rows of one global draw, as on a single device.
+    np.testing.assert_allclose(np.concatenate([first, second]), np.array(noise[f"single_{kind}"]), atol=1e-6)
+
+
+# ---------------------------------------------------------------- make_strategy
+
+
+def test_one_device_strategy():
+    strategy = distribute.make_strategy("one_device")
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy.num_replicas_in_sync == 1
+
+
+def test_unknown_strategy_is_a_config_error():
+    with pytest.raises(ConfigError, match="^distribution_strategy:"):
+        distribute.make_strategy("parameter_server")
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        distribute.make_strategy("multi_worker_mirrored")
+    monkeypatch.setenv("TF_CONFIG", "")
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        distribute.make_strategy("multi_worker_mirrored")
+
+
+@pytest.mark.parametrize(
+    "tf_config",
+    [
+        "not json",
+        "[]",
+        json.dumps({"task": {"type": "worker", "index": 0}}),
+        json.dumps({"cluster": {"worker": ["localhost:1"]}}),
+        json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker"}}),
+        json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": "first"}}),
+        json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 2}}),
+        json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": -1}}),
+        json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "ps", "index": 0}}),
+    ],
+)
+def test_multi_worker_rejects_malformed_tf_config(monkeypatch, tf_config):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ConfigError) as info:
+        distribute.make_strategy("multi_worker_mirrored")
+    assert "TF_CONFIG" in str(info.value)
+
+
+def test_is_chief(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.is_chief()
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert not distribute.is_chief()
+
+
+# ---------------------------------------------------------------- multi-worker, for real
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, os, shutil, sys, time
+    import numpy as np
+    from keras_vaegan import distribute
+    import tensorflow as tf
+    from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.models import build_model
+
+    out_dir, model_dir = sys.argv[1], sys.argv[2]
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    start = time.time()
+    strategy = distribute.make_strategy("multi_worker_mirrored")
+    model_config = ModelConfig(model_type="gan", resolution=32).validate()
+    train_config = TrainConfig(
+        batch_size=4, train_steps=3, generator_learning_rate=1e-3, discriminator_learning_rate=1e-3,
+        d_accuracy_threshold=1.0, distribution_strategy="multi_worker_mirrored",
+    ).validate()
+    with strategy.scope():
+        model = build_model(model_config, train_config)
+    voxels = (np.random.default_rng(0).random((12, 32, 32, 32, 1)) < 0.3).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices(voxels).batch(train_config.batch_size).repeat()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    history = model.fit(dataset.with_options(options), epochs=1, steps_per_epoch=3, verbose=0).history
+    # Every worker writes (saving may need collectives); only the chief's file is kept.
+    checkpoint = tf.train.Checkpoint(model=model)
+    chief = distribute.is_chief()
+    target = model_dir if chief else os.path.join(out_dir, f"worker{index}-scratch")
+    path = checkpoint.write(os.path.join(target, "ckpt"))
+    if not chief:
+        shutil.rmtree(target)
+    np.savez(os.path.join(out_dir, f"worker{index}.npz"), *model.get_weights())
+    with open(os.path.join(out_dir, f"worker{index}.json"), "w") as handle:
+        json.dump({"chief": chief, "path": path, "history": history, "step": int(model.step.numpy()),
+                   "replicas": strategy.num_replicas_in_sync, "seconds": time.time() - start}, handle)
+    """
+)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.mark.large
+def test_multi_worker_mirrored_trains_and_the_chief_checkpoints(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    processes = []
+    start = time.time()
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker{index}.log", "w")
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path), str(model_dir)],
+                cwd=ROOT,
+                env=_env(TF_CONFIG=tf_config),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        codes = [p.wait(timeout=600) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    logs = [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
+    assert codes == [0, 0], logs
+    elapsed = time.time() - start
+    results = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2)]
+    print(f"2-worker MultiWorkerMirroredStrategy, 3 steps at 32^3: {elapsed:.1f} s wall")
+    assert [r["chief"] for r in results] == [True, False]
+    assert all(r["replicas"] == 2 for r in results)
+    assert all(r["step"] == 3 for r in results)
+    assert all(np.isfinite(v).all() for v in results[0]["history"].values())
+    # Synchronous training: both workers hold the same weights.
+    weights = [np.load(tmp_path / f"worker{i}.npz") for i in range(2)]
+    keys = [f"arr_{i}" for i in range(len(weights[0].files))]
+    assert len(keys) == len(weights[1].files) > 0
+    for key in keys:
+        np.testing.assert_allclose(weights[0][key], weights[1][key], atol=1e-6, err_msg=key)
+    # One checkpoint, the chief's, and nothing left behind by the other worker.
+    assert sorted(os.listdir(model_dir)) == ["ckpt.data-00000-of-00001", "ckpt.index"]
+    assert not (tmp_path / "worker1-scratch").exists()
+    restored = GAN3D(resolution=32)
+    tf.train.Checkpoint(model=restored).read(results[0]["path"]).assert_existing_objects_matched()
+    assert int(restored.step.numpy()) == 3
+    assert len(restored.weights) == len(keys)
+    for variable, key in zip(restored.weights, keys):
+        np.testing.assert_allclose(variable.numpy(), weights[0][key], atol=1e-6, err_msg=variable.path)

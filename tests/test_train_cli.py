@@ -1,0 +1,213 @@
+"""train.py and keras_vaegan.training: flags, bad input, resume, NaN, model directory checks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_tools.synthetic import write_synthetic_dataset
+from keras_vaegan import callbacks, data, losses, training
+from keras_vaegan.config import ModelConfig, TrainConfig
+from keras_vaegan.models import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
+TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1, keep_checkpoints=5)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(str(out), resolution=32, shapes_per_class=2, views_per_shape=1, image_size=32, num_shards=2)
+    return str(out)
+
+
+def run_train(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True, timeout=timeout,
+        env=env, cwd=ROOT,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--bogus=1"], "bogus"),
+        (["--train_steps=0"], "--train_steps"),
+        (["--resolution=48"], "resolution"),
+        (["--model_type=vae"], "model_type"),
+        (["--image_size=50"], "--image_size"),
+        (["--d_accuracy_threshold=1.5"], "--d_accuracy_threshold"),
+        (["--generator_learning_rate=-1"], "--generator_learning_rate"),
+        (["--batch_size=abc"], "batch_size"),
+        (["--schedule=separate"], "--pretrain_steps"),
+        (["--flagfile=/nonexistent/x.flags"], "/nonexistent/x.flags"),
+        (["positional"], "positional"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment):
+    result = run_train(f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}", *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_required_flags():
+    assert_one_line_error(run_train(), "--data_dir")
+
+
+def test_every_flagfile_parses_and_validates(tmp_path):
+    import train
+
+    config_dir = os.path.join(ROOT, "configs")
+    names = sorted(os.listdir(config_dir))
+    assert {"demo_32.flags", "gan_32.flags", "gan_64_paper.flags", "vaegan_64_paper.flags"} <= set(names)
+    for name in names:
+        train.FLAGS.unparse_flags()
+        train.parse_flags(["train.py", f"--flagfile={os.path.join(config_dir, name)}", "--data_dir=d", "--model_dir=m"])
+        model_config, train_config = train.configs_from_flags()
+        model_config.validate()
+        train_config.validate()
+    train.FLAGS.unparse_flags()
+
+
+def test_paper_flagfiles_hold_the_paper_hyperparameters():
+    text = open(os.path.join(ROOT, "configs", "gan_64_paper.flags")).read()
+    for flag in ("--generator_learning_rate=0.0025", "--discriminator_learning_rate=1e-05", "--adam_beta1=0.5",
+                 "--batch_size=100", "--resolution=64", "--d_accuracy_threshold=0.8"):
+        assert flag in text
+
+
+def write_records(path, serialized):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in serialized:
+            writer.write(record)
+
+
+def test_data_errors_name_the_file(tmp_path, dataset_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.tfrecord").write_bytes(b"")
+    with pytest.raises(data.DataError, match="no non-empty TFRecord"):
+        data.find_records(str(empty))
+    with pytest.raises(data.DataError, match="not a directory"):
+        data.find_records(str(tmp_path / "missing"))
+
+    foreign = tmp_path / "foreign.tfrecord"
+    write_records(foreign, [tf.train.Example().SerializeToString()])
+    with pytest.raises(data.DataError, match=f"{foreign}: not a keras-vaegan TFRecord"):
+        data.check_records([str(foreign)], 32, need_images=False)
+
+    garbage = tmp_path / "garbage.tfrecord"
+    garbage.write_bytes(os.urandom(100))
+    with pytest.raises(data.DataError, match=f"{garbage}: not a keras-vaegan TFRecord"):
+        data.check_records([str(garbage)], 32, need_images=False)
+
+    voxels_only = tmp_path / "voxels.tfrecord"
+    write_records(voxels_only, [data.encode_example(np.ones((32, 32, 32), bool), class_name="cube")])
+    data.check_records([str(voxels_only)], 32, need_images=False)
+    with pytest.raises(data.DataError, match=f"{voxels_only}: records hold no images"):
+        data.check_records([str(voxels_only)], 32, need_images=True)
+
+    with pytest.raises(data.DataError, match="are 32\\^3 but the model is 64\\^3"):
+        data.check_records(data.find_records(dataset_dir), 64, need_images=False)
+
+
+def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir):
+    result = run_train(f"--data_dir={dataset_dir}", f"--model_dir={tmp_path / 'r'}", "--resolution=64")
+    assert_one_line_error(result, "32^3", "64^3")
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir):
+    run = tmp_path / "run"
+    common = [f"--data_dir={dataset_dir}", f"--model_dir={run}", "--batch_size=4", "--checkpoint_every=2"]
+    result = run_train(*common, "--model_type=gan", "--train_steps=2")
+    assert result.returncode == 0, result.stderr
+    for name in ("model.keras", "samples.png", "run.json", "checkpoints/checkpoint"):
+        assert (run / name).exists(), name
+    assert os.listdir(run / "logs")
+    run_json = (run / "run.json").read_text()
+
+    result = run_train(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
+    assert_one_line_error(result, str(run), "model_type=gan", "model_type=vaegan")
+    assert (run / "run.json").read_text() == run_json
+    assert sorted(os.listdir(run / "checkpoints")) == sorted(os.listdir(run / "checkpoints"))
+
+
+def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    training.train(TINY_MODEL, TrainConfig(train_steps=3, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
+    first = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    assert int(first.step.value) == 3
+    assert os.path.exists(os.path.join(model_dir, "reconstructions.png"))
+
+    training.train(TINY_MODEL, TrainConfig(train_steps=5, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    resumed = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    assert int(resumed.step.value) == 5
+    saved = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
+    assert [name for name in saved if name.endswith(".index")] == [
+        "ckpt-2.index", "ckpt-3.index", "ckpt-4.index", "ckpt-5.index"
+    ]
+
+
+def test_separate_schedule_trains_gan_then_encoder(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    config = TrainConfig(train_steps=4, schedule="separate", pretrain_steps=2, **TINY_TRAIN)
+    training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    def weights_at(step):
+        model = build_model(TINY_MODEL, config)
+        tf.train.Checkpoint(model=model).restore(os.path.join(model_dir, "checkpoints", f"ckpt-{step}")).expect_partial()
+        return {name: [w.numpy() for w in getattr(model, name).weights] for name in ("generator", "encoder")}
+
+    after_gan, final = weights_at(2), weights_at(4)
+    assert all(np.array_equal(a, b) for a, b in zip(after_gan["generator"], final["generator"]))
+    assert not all(np.array_equal(a, b) for a, b in zip(after_gan["encoder"], final["encoder"]))
+
+
+def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch):
+    model_dir = str(tmp_path / "run")
+    training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    before = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
+
+    healthy = losses.non_saturating_generator_loss
+    monkeypatch.setattr(losses, "non_saturating_generator_loss", lambda logits: healthy(logits) * float("nan"))
+    with pytest.raises(callbacks.NonFiniteLoss, match=r"step 3: g_loss is nan.*ckpt-2"):
+        training.train(TINY_MODEL, TrainConfig(train_steps=6, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == before
+    monkeypatch.setattr(losses, "non_saturating_generator_loss", healthy)
+    training.train(TINY_MODEL, TrainConfig(train_steps=3, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
+
+
+def test_foreign_checkpoint_is_refused_not_partially_loaded(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    gan = ModelConfig(model_type="gan", resolution=32)
+    training.train(gan, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    os.remove(os.path.join(model_dir, training.RUN_FILE))  # only the checkpoint is left to tell
+    wider = ModelConfig(model_type="gan", resolution=32, latent_dim=100)
+    with pytest.raises(training.CheckpointError, match="ckpt-2: does not fit this model"):
+        training.train(wider, TrainConfig(train_steps=4, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+
+
+def test_run_file_records_both_configs(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    training.check_model_dir(model_dir, TINY_MODEL, TrainConfig(), write=True)
+    run = json.loads(open(os.path.join(model_dir, training.RUN_FILE)).read())
+    assert run["architecture"] == TINY_MODEL.architecture()
+    assert run["train"]["kl_weight"] == 5.0

@@ -1,0 +1,119 @@
+"""Trains 3D-GAN or 3D-VAE-GAN: python train.py --flagfile=configs/<name>.flags [--flag=value ...]
+
+Rerunning the same command resumes from the newest checkpoint in --model_dir.
+"""
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+FLAGS = flags.FlagValues()
+
+# Flags shared by every entry point (see DESIGN.md).
+flags.DEFINE_string("data_dir", None, "Folder of TFRecord shards (data_tools output).", flag_values=FLAGS)
+flags.DEFINE_string("model_dir", None, "Folder for checkpoints, logs, pictures and model.keras.", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 32, "Global batch size (split over replicas).", flag_values=FLAGS)
+flags.DEFINE_integer("train_steps", 1000, "Total training steps, including resumed ones.", flag_values=FLAGS)
+flags.DEFINE_enum("resolution", "32", ["32", "64"], "Voxel grid edge.", flag_values=FLAGS)
+flags.DEFINE_enum(
+    "distribution_strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored"],
+    "tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.", flag_values=FLAGS,
+)
+flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data order.", flag_values=FLAGS)
+# Model.
+flags.DEFINE_enum("model_type", "vaegan", ["gan", "vaegan"], "3D-GAN or 3D-VAE-GAN.", flag_values=FLAGS)
+flags.DEFINE_integer("latent_dim", 200, "Size of z.", flag_values=FLAGS)
+flags.DEFINE_integer("image_size", 64, "Encoder input edge (multiple of 32; the paper uses 256).", flag_values=FLAGS)
+flags.DEFINE_boolean("synchronized_batch_norm", False, "BatchNorm statistics over the global batch.", flag_values=FLAGS)
+# Optimization.
+flags.DEFINE_float("generator_learning_rate", 0.0025, "Generator Adam learning rate.", flag_values=FLAGS)
+flags.DEFINE_float("discriminator_learning_rate", 1e-5, "Discriminator Adam learning rate.", flag_values=FLAGS)
+flags.DEFINE_float("encoder_learning_rate", 1e-4, "Encoder Adam learning rate.", flag_values=FLAGS)
+flags.DEFINE_float("adam_beta1", 0.5, "Adam beta1 for all optimizers.", flag_values=FLAGS)
+flags.DEFINE_float("d_accuracy_threshold", 0.8, "D is updated only while its accuracy is at most this.", flag_values=FLAGS)
+flags.DEFINE_enum("latent_prior", "uniform", ["uniform", "normal"], "Prior of z.", flag_values=FLAGS)
+flags.DEFINE_float("label_smoothing", 0.0, "One-sided label smoothing of real targets.", flag_values=FLAGS)
+flags.DEFINE_float("kl_weight", 5.0, "a1: weight of the KL term.", flag_values=FLAGS)
+flags.DEFINE_float("reconstruction_weight", 1e-4, "a2: weight of the reconstruction term.", flag_values=FLAGS)
+flags.DEFINE_enum("schedule", "joint", ["joint", "separate"], "3D-VAE-GAN training schedule.", flag_values=FLAGS)
+flags.DEFINE_integer("pretrain_steps", 0, "Separate schedule: G/D steps before the encoder's.", flag_values=FLAGS)
+flags.DEFINE_string("init_from", "", "A .keras 3D-GAN whose G and D start this run.", flag_values=FLAGS)
+flags.DEFINE_enum(
+    "precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy.", flag_values=FLAGS,
+)
+flags.DEFINE_boolean("jit_compile", False, "XLA; slower on CPU for 3D convolutions.", flag_values=FLAGS)
+# Bookkeeping.
+flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.", flag_values=FLAGS)
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", flag_values=FLAGS)
+flags.DEFINE_integer("sample_every", 100, "Steps between sample pictures.", flag_values=FLAGS)
+flags.DEFINE_integer("log_every", 10, "Steps between TensorBoard scalars.", flag_values=FLAGS)
+
+
+def fail(message):
+    """One line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv):
+    """Parses argv into FLAGS; any problem is one line and exit 2."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as error:
+        fail(str(error).splitlines()[0].removeprefix("ERROR:: "))
+    if len(rest) > 1:
+        fail(f"unexpected argument {rest[1]!r} (flags look like --name=value)")
+    for name in ("data_dir", "model_dir"):
+        if not FLAGS[name].value:
+            fail(f"--{name} is required")
+
+
+def configs_from_flags():
+    """ModelConfig and TrainConfig from the parsed flags: each field is the flag of the same name."""
+    from keras_vaegan.config import ModelConfig, TrainConfig
+
+    def build(config_class):
+        values = {field.name: FLAGS[field.name].value for field in dataclasses.fields(config_class)}
+        if "resolution" in values:
+            values["resolution"] = int(values["resolution"])
+        return config_class(**values)
+
+    return build(ModelConfig), build(TrainConfig)
+
+
+def main(argv):
+    parse_flags(argv)
+    model_config, train_config = configs_from_flags()
+    try:
+        model_config.validate()
+        train_config.validate()
+    except ValueError as error:
+        fail(f"--{error}")
+
+    import keras
+
+    from keras_vaegan import callbacks, data, training
+    from keras_vaegan.config import ConfigError
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    expected = (ConfigError, data.DataError, training.CheckpointError, callbacks.NonFiniteLoss)
+    try:
+        training.train(model_config, train_config, FLAGS.data_dir, FLAGS.model_dir)
+    except expected as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"{error.filename or FLAGS.model_dir}: {error.strerror or error}")
+    return 0
+
+
+def run():
+    """Console entry point."""
+    sys.exit(main(sys.argv))
+
+
+if __name__ == "__main__":
+    run()
