@@ -35,7 +35,10 @@ flags.DEFINE_float("discriminator_learning_rate", 1e-5, "Discriminator Adam lear
 flags.DEFINE_float("encoder_learning_rate", 1e-4, "Encoder Adam learning rate.", flag_values=FLAGS)
 flags.DEFINE_float("adam_beta1", 0.5, "Adam beta1 for all optimizers.", flag_values=FLAGS)
 flags.DEFINE_float("d_accuracy_threshold", 0.8, "D is updated only while its accuracy is at most this.", flag_values=FLAGS)
-flags.DEFINE_enum("latent_prior", "uniform", ["uniform", "normal"], "Prior of z.", flag_values=FLAGS)
+flags.DEFINE_enum(
+    "latent_prior", "normal", ["uniform", "normal"],
+    "Prior of z: uniform [0, 1) is the authors' 3D-GAN sampler; 3D-VAE-GAN needs normal.", flag_values=FLAGS,
+)
 flags.DEFINE_float("label_smoothing", 0.0, "One-sided label smoothing of real targets.", flag_values=FLAGS)
 flags.DEFINE_float("kl_weight", 5.0, "a1: weight of the KL term.", flag_values=FLAGS)
 flags.DEFINE_float("reconstruction_weight", 1e-4, "a2: weight of the reconstruction term.", flag_values=FLAGS)

@@ -16,14 +16,19 @@ Layout NCDHW (PyTorch's native one). The architecture mirrors keras_vaegan:
   (more on the bottom/right) and is used only to check numerics against Keras.
 
 The step (`Trainer.step`) matches keras_vaegan's GAN3D.gan_step / VAEGAN3D.joint_step:
-D step = G forward on prior z without gradients, D forward on cat(real, fake)
-as one batch, per-example BCE-with-logits summed over real and fake then
+D step = G forward on prior z without gradients, D forward on the real batch
+then on the fake batch (`d_batches="separate"`; `"concat"`: one forward on
+cat(real, fake)), per-example BCE-with-logits summed over real and fake then
 averaged, accuracy, update gated on accuracy <= threshold (backward always
 runs, `optimizer.step()` is skipped above the threshold); then the G step on
 fresh z (non-saturating loss) or, for the VAE-GAN, E forward, G forward on
-cat(prior z, reparameterized posterior z), adversarial loss on the prior half
-+ kl_weight * KL + reconstruction_weight * summed squared error on the other
-half, E and G updated. D's parameters do not require gradients during the
+the prior z and on the reparameterized posterior z (`g_batches="separate"`;
+`"concat"`: one G forward on their concatenation), adversarial loss of the
+prior samples + kl_weight * KL + reconstruction_weight * summed squared error
+of the posterior ones, E and G updated by one backward. keras_vaegan moved
+between these layouts while this benchmark was written: bench/train_step.py
+--verify finds the layout that reproduces the Keras losses and times that one.
+D's parameters do not require gradients during the
 G/E step (the usual PyTorch idiom; Keras' tape also never computes them).
 Adam(beta1=0.5, eps=1e-7 as Keras) everywhere. Under bfloat16 the forwards run
 in torch.autocast("cpu", torch.bfloat16); the last activations and the losses
@@ -169,8 +174,11 @@ class Trainer:
     def __init__(self, model_type="gan", resolution=32, image_size=64, latent_dim=200, precision="float32",
                  d_accuracy_threshold=0.8, generator_learning_rate=0.0025, discriminator_learning_rate=1e-5,
                  encoder_learning_rate=1e-4, beta1=0.5, kl_weight=5.0, reconstruction_weight=1e-4,
-                 encoder_padding="symmetric", seed=0):
+                 encoder_padding="symmetric", d_batches="separate", g_batches="separate", latent_prior="normal",
+                 seed=0):
         torch.manual_seed(seed)
+        self.latent_prior = latent_prior
+        self.d_batches, self.g_batches = d_batches, g_batches
         self.model_type = model_type
         self.latent_dim = latent_dim
         self.threshold = d_accuracy_threshold
@@ -192,7 +200,9 @@ class Trainer:
         return contextlib.nullcontext()
 
     def prior(self, batch_size):
-        return torch.rand(batch_size, self.latent_dim)  # uniform [0, 1), like keras_vaegan's default prior
+        if self.latent_prior == "uniform":  # [0, 1), as keras_vaegan's uniform prior
+            return torch.rand(batch_size, self.latent_dim)
+        return torch.randn(batch_size, self.latent_dim)
 
     def discriminator_step(self, real, z=None):
         batch_size = real.shape[0]
@@ -200,8 +210,10 @@ class Trainer:
         with torch.no_grad(), self.autocast():
             fake = self.G(z)
         with self.autocast():
-            logits = self.D(torch.cat([real, fake.to(real.dtype)], 0))
-        real_logits, fake_logits = logits.float().chunk(2)
+            if self.d_batches == "concat":
+                real_logits, fake_logits = self.D(torch.cat([real, fake.to(real.dtype)], 0)).float().chunk(2)
+            else:
+                real_logits, fake_logits = self.D(real).float(), self.D(fake).float()
         d_loss = discriminator_loss(real_logits, fake_logits).mean()
         accuracy = discriminator_accuracy(real_logits, fake_logits).mean()
         self.d_opt.zero_grad(set_to_none=True)
@@ -230,9 +242,12 @@ class Trainer:
             with self.autocast():
                 mean, log_variance = self.E(images)
             noise = torch.randn_like(mean) if noise is None else noise
-            z = torch.cat([z_g, mean + torch.exp(0.5 * log_variance) * noise], 0)
+            posterior = mean + torch.exp(0.5 * log_variance) * noise
             with self.autocast():
-                fake, reconstruction = self.G(z).chunk(2)
+                if self.g_batches == "concat":
+                    fake, reconstruction = self.G(torch.cat([z_g, posterior], 0)).chunk(2)
+                else:
+                    fake, reconstruction = self.G(z_g), self.G(posterior)
                 fake_logits = self.D(fake)
             g_per_example = generator_loss(fake_logits)
             kl = kl_divergence(mean, log_variance)

@@ -80,7 +80,7 @@ class TrainConfig:
     encoder_learning_rate: float = 1e-4
     adam_beta1: float = 0.5
     d_accuracy_threshold: float = 0.8
-    latent_prior: str = "uniform"
+    latent_prior: str = "normal"
     label_smoothing: float = 0.0
     kl_weight: float = 5.0
     reconstruction_weight: float = 1e-4
@@ -117,8 +117,9 @@ class TrainConfig:
             f"{self.reconstruction_weight} must not be negative",
         )
         _check_choice(self.schedule, "schedule", SCHEDULES)
+        _check(self.pretrain_steps >= 0, "pretrain_steps", f"{self.pretrain_steps} must not be negative")
         _check(
-            0 <= self.pretrain_steps < self.train_steps or self.schedule == "joint",
+            self.pretrain_steps < self.train_steps or self.schedule == "joint",
             "pretrain_steps",
             f"{self.pretrain_steps} must be below train_steps ({self.train_steps}) for the separate schedule",
         )

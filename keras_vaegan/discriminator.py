@@ -2,11 +2,11 @@
 
 import keras
 
-from keras_vaegan.layers import SERIALIZATION_PACKAGE, ConvUnit, build_sequentially
+from keras_vaegan.layers import SERIALIZATION_PACKAGE, BlockStack, ConvUnit, build_sequentially
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class Discriminator(keras.Model):
+class Discriminator(BlockStack, keras.Model):
     """Mirror of the generator: four Conv3D(k4, s2) + BatchNorm + LeakyReLU(0.2), then a logit.
 
     64^3: widths 64-128-256-512-1 (64 -> 32 -> 16 -> 8 -> 4 -> 1).
@@ -21,7 +21,7 @@ class Discriminator(keras.Model):
         self.synchronized_batch_norm = synchronized_batch_norm
         widths = [resolution * 2**i for i in range(4)] + [1]
         last_padding = "valid" if resolution == 64 else "same"
-        self.blocks = [
+        blocks = [
             ConvUnit(
                 filters,
                 4,
@@ -34,6 +34,7 @@ class Discriminator(keras.Model):
             )
             for i, filters in enumerate(widths)
         ]
+        self.attach_blocks(blocks)
         self.flatten = keras.layers.Flatten(name="flatten")
         self.logit = keras.layers.Activation("linear", dtype="float32", name="logit")
 

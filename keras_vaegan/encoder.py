@@ -2,11 +2,11 @@
 
 import keras
 
-from keras_vaegan.layers import SERIALIZATION_PACKAGE, ConvUnit, build_sequentially
+from keras_vaegan.layers import SERIALIZATION_PACKAGE, BlockStack, ConvUnit, build_sequentially
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class ImageEncoder(keras.Model):
+class ImageEncoder(BlockStack, keras.Model):
     """The paper's five 2D convolutions: kernels 11,5,5,5,8; channels 64,128,256,512,2*latent.
 
     Strides 4,2,2,2,1, BatchNorm + ReLU on the first four. At 256x256 the last
@@ -21,7 +21,7 @@ class ImageEncoder(keras.Model):
         self.latent_dim = latent_dim
         self.synchronized_batch_norm = synchronized_batch_norm
         specs = [(64, 11, 4), (128, 5, 2), (256, 5, 2), (512, 5, 2)]
-        self.blocks = [
+        blocks = [
             ConvUnit(
                 filters,
                 kernel,
@@ -32,7 +32,7 @@ class ImageEncoder(keras.Model):
             )
             for i, (filters, kernel, stride) in enumerate(specs)
         ]
-        self.blocks.append(
+        blocks.append(
             ConvUnit(
                 2 * latent_dim,
                 image_size // 32,
@@ -44,6 +44,7 @@ class ImageEncoder(keras.Model):
                 name="block5",
             )
         )
+        self.attach_blocks(blocks)
         self.flatten = keras.layers.Flatten(name="flatten")
         self.to_float32 = keras.layers.Activation("linear", dtype="float32", name="moments")
 

@@ -186,7 +186,12 @@ class GAN3D(keras.Model):
         """Feeds per-example or scalar values to the Mean trackers of the same names."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in values}
+        results = {name: self.trackers[name].result() for name in values}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 reduces multi-worker step outputs along axis 0, which fails
+            # on scalars (tensorflow/tensorflow#72388); it reduces [1] back to a scalar.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def global_batch_size(self, local_batch):
         return tf.shape(local_batch)[0] * tf.distribute.get_replica_context().num_replicas_in_sync

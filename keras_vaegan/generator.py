@@ -2,11 +2,11 @@
 
 import keras
 
-from keras_vaegan.layers import SERIALIZATION_PACKAGE, ConvUnit, build_sequentially
+from keras_vaegan.layers import SERIALIZATION_PACKAGE, BlockStack, ConvUnit, build_sequentially
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class Generator(keras.Model):
+class Generator(BlockStack, keras.Model):
     """Five 3D transposed convolutions, kernel 4, BatchNorm + ReLU between, sigmoid out.
 
     64^3: widths 512-256-128-64-1, 1^3 -> 4^3 -> 8 -> 16 -> 32 -> 64 (the paper).
@@ -22,7 +22,7 @@ class Generator(keras.Model):
         widths = [resolution * 8 // 2**i for i in range(4)] + [1]
         first_padding = "valid" if resolution == 64 else "same"
         self.reshape = keras.layers.Reshape((1, 1, 1, latent_dim), name="to_volume")
-        self.blocks = [
+        blocks = [
             ConvUnit(
                 filters,
                 4,
@@ -36,6 +36,7 @@ class Generator(keras.Model):
             )
             for i, filters in enumerate(widths)
         ]
+        self.attach_blocks(blocks)
         self.occupancy = keras.layers.Activation("sigmoid", dtype="float32", name="occupancy")
 
     def build(self, input_shape):

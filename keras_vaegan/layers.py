@@ -14,6 +14,24 @@ def build_sequentially(blocks, input_shape):
     return shape
 
 
+class BlockStack:
+    """Mixin: a model's ConvUnits as attributes `block1`, `block2`, ... and as `self.blocks`.
+
+    Keras would track a plain list attribute for `.keras` files, but
+    tf.train.Checkpoint does not follow Keras' tracked lists, so checkpoints
+    would miss the weights and BatchNorm statistics: named attributes serve both.
+    """
+
+    def attach_blocks(self, blocks):
+        for block in blocks:
+            setattr(self, block.name, block)
+        self._block_count = len(blocks)
+
+    @property
+    def blocks(self):
+        return [getattr(self, f"block{i + 1}") for i in range(self._block_count)]
+
+
 def build_once(model, input_shape):
     """Builds a sub-model unless it came built (e.g. from a `.keras` file)."""
     if not model.built:

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_vaegan.config import ConfigError
+
 from keras_vaegan.gan import GAN3D
 from keras_vaegan.vaegan import VAEGAN3D
 
@@ -39,6 +41,8 @@ def build_model(model_config, train_config):
         g_optimizer=make_optimizer(train_config.generator_learning_rate, beta1, precision),
         d_optimizer=make_optimizer(train_config.discriminator_learning_rate, beta1, precision),
     )
+    if model_config.model_type == "vaegan" and train_config.latent_prior != "normal":
+        raise ConfigError("latent_prior: 3D-VAE-GAN's KL term pulls q(z|y) to N(0, I), so its prior must be normal")
     if model_config.model_type == "gan":
         model = GAN3D(**common, name="gan3d")
     else:

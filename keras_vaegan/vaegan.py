@@ -26,8 +26,10 @@ class VAEGAN3D(GAN3D):
     Change `stage` between `fit` calls (the train function is rebuilt).
     """
 
-    def __init__(self, image_size=256, kl_weight=5.0, reconstruction_weight=1e-4, encoder=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(
+        self, image_size=256, kl_weight=5.0, reconstruction_weight=1e-4, encoder=None, latent_prior="normal", **kwargs
+    ):
+        super().__init__(latent_prior=latent_prior, **kwargs)
         self.image_size = image_size
         self.kl_weight = kl_weight
         self.reconstruction_weight = reconstruction_weight
@@ -78,16 +80,20 @@ class VAEGAN3D(GAN3D):
     def joint_step(self, images, voxels):
         """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
 
-        G runs once on [prior samples; posterior samples]: one call, so its
-        synchronized BatchNorm all-reduces have one order on every replica.
+        G runs on prior and posterior samples as separate batches: in one mixed
+        batch its BatchNorm statistics differ from those of D's update, and G
+        learns to fool D only on mixed batches. The calls are chained so that
+        synchronized BatchNorm all-reduces run in one order on every replica.
         """
         global_batch_size = self.global_batch_size(voxels)
         local_batch_size = tf.shape(voxels)[0]
         d_per_example, accuracy, gate = self.discriminator_step(voxels, global_batch_size)
         with tf.GradientTape(persistent=True) as tape:
             mean, log_variance = self.encoder(self.after_discriminator_update(images), training=True)
-            z = tf.concat([self.prior_latent(local_batch_size), self._posterior_sample(mean, log_variance)], 0)
-            fake, reconstruction = tf.split(self.generator(z, training=True), 2)
+            with tf.control_dependencies([mean]):
+                fake = self.generator(self.prior_latent(local_batch_size), training=True)
+            with tf.control_dependencies([fake]):
+                reconstruction = self.generator(self._posterior_sample(mean, log_variance), training=True)
             g_per_example = self.adversarial_loss(fake)
             kl = losses.kl_divergence(mean, log_variance)
             recon = losses.reconstruction_loss(reconstruction, voxels)

@@ -8,20 +8,20 @@ import tensorflow as tf
 from conftest import (
     build_gan,
     build_vaegan,
+    changed_paths,
     make_optimizer,
     random_images,
     random_voxels,
     run_model_saving_test,
     snapshot,
-    changed_paths,
     train_steps,
 )
+from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig
 from keras_vaegan.discriminator import Discriminator
 from keras_vaegan.encoder import ImageEncoder
 from keras_vaegan.gan import GAN3D
 from keras_vaegan.generator import Generator
 from keras_vaegan.models import build_model, set_precision
-from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.vaegan import VAEGAN3D
 
 LATENT = 200
@@ -217,6 +217,11 @@ def test_build_model_from_configs(model_type, cls):
     assert hasattr(model, "e_optimizer") == (model_type == "vaegan")
 
 
+def test_build_model_refuses_a_uniform_prior_for_vaegan():
+    with pytest.raises(ConfigError, match="^latent_prior:"):
+        build_model(ModelConfig(model_type="vaegan", resolution=32, image_size=32), TrainConfig(latent_prior="uniform"))
+
+
 # ---------------------------------------------------------------- .keras files
 
 
@@ -274,3 +279,43 @@ def test_vaegan3d_saving_then_training_resumes(tmp_path):
     assert int(loaded.step.numpy()) == 2
     assert all(np.isfinite(v[0]) for v in history.values())
     assert changed_paths(loaded.encoder.trainable_variables, before)
+
+
+# ---------------------------------------------------------------- tf.train.Checkpoint (what training resumes from)
+
+
+@pytest.mark.parametrize(
+    "factory, input_shape",
+    [
+        (lambda: Generator(32, LATENT, name="generator"), (None, LATENT)),
+        (lambda: Discriminator(32, name="discriminator"), (None, 32, 32, 32, 1)),
+        (lambda: ImageEncoder(32, LATENT, name="encoder"), (None, 32, 32, 3)),
+    ],
+    ids=["generator", "discriminator", "encoder"],
+)
+def test_tf_checkpoint_holds_every_weight(factory, input_shape, tmp_path):
+    network = _built(factory(), input_shape)
+    path = tf.train.Checkpoint(model=network).write(str(tmp_path / "ckpt"))
+    stored = [name for name, _ in tf.train.list_variables(path) if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    expected = len(network.weights)
+    assert len(stored) == expected, stored
+    fresh = _built(factory(), input_shape)
+    tf.train.Checkpoint(model=fresh).read(path).assert_consumed()
+    for original, restored in zip(network.weights, fresh.weights):
+        np.testing.assert_array_equal(restored.numpy(), original.numpy(), err_msg=original.path)
+
+
+def test_tf_checkpoint_resume_restores_batch_norm_statistics(tmp_path):
+    """As keras_vaegan.training checkpoints: the model and its optimizers, restored into a fresh compiled model."""
+    model = build_gan("sgd", 0.01)
+    train_steps(model, random_voxels(), steps=2)  # BatchNorm statistics move off 0 / 1
+    objects = lambda m: dict(model=m, g_optimizer=m.g_optimizer, d_optimizer=m.d_optimizer)  # noqa: E731
+    path = tf.train.Checkpoint(**objects(model)).write(str(tmp_path / "ckpt"))
+    fresh = build_gan("sgd", 0.01)
+    tf.train.Checkpoint(**objects(fresh)).read(path).assert_existing_objects_matched()
+    not_restored = [
+        original.path
+        for original, restored in zip(model.weights, fresh.weights)
+        if not np.array_equal(restored.numpy(), original.numpy())
+    ]
+    assert not_restored == []
