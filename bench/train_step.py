@@ -43,20 +43,23 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 # (ours, baseline) precisions compared, and the issue's goals for baseline time / our time.
 COMPARISONS = (("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16"), ("mixed_bfloat16", "float32"))
+QUIET = 0.15  # share of all CPUs used by other processes below which a round counts as quiet
 GOALS = {"fp32_vs_pytorch_fp32": 1.15, "bf16_vs_pytorch_bf16": 1.0, "bf16_vs_pytorch_fp32": 1.5}
 PREFIX = "@@ "
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", list(CONFIGS), f"Subset of {', '.join(CONFIGS)}.")
 flags.DEFINE_list("precisions", list(PRECISIONS), "Subset of float32, mixed_bfloat16.")
+flags.DEFINE_integer("batch_size", 0, "Overrides every config's batch size (0: 32 at 32^3, 4 at 64^3).")
 flags.DEFINE_integer("steps", 0, "Train steps per timed round (0: a per-config default).")
-flags.DEFINE_integer("rounds", 6, "Timed rounds per variant, interleaved.")
+flags.DEFINE_integer("rounds", 8, "Timed rounds per variant, interleaved.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after building (tracing, oneDNN primitives).")
 flags.DEFINE_integer("image_size_32", 64, "VAE-GAN image size at 32^3.")
 flags.DEFINE_integer("image_size_64", 128, "VAE-GAN image size at 64^3.")
 flags.DEFINE_integer("threads", 2, "torch.set_num_threads for the baseline.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data.")
-flags.DEFINE_bool("quick", False, "Smoke test: 32^3 configs, 1 round of 2 steps, 1 warm-up step.")
+flags.DEFINE_bool("quick", False, "Smoke test: 32^3 configs at batch 4, 1 round of 1 step, no verification.")
+flags.DEFINE_bool("fit_per_round", False, "Ours: time one model.fit call per round (with its setup cost).")
 flags.DEFINE_bool("verify", True, "First check the PyTorch reference against Keras (shapes, losses).")
 flags.DEFINE_list("verify_precisions", ["float32"], "Precisions checked by --verify (float32 exactly).")
 flags.DEFINE_integer("verify_batch_size", 4, "Batch size of the verification steps.")
@@ -69,9 +72,24 @@ flags.DEFINE_string("worker", None, "Internal: framework,config,precision of a w
 flags.DEFINE_bool("verify_worker", False, "Internal: run the verification in this process.")
 
 
+def batch_size_of(config_name):
+    return FLAGS.batch_size or CONFIGS[config_name][2]
+
+
 def image_size(config_name):
     resolution = CONFIGS[config_name][1]
     return FLAGS.image_size_32 if resolution == 32 else FLAGS.image_size_64
+
+
+def busy_cpu_seconds():
+    """CPU seconds all processes spent busy so far (from /proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds():
@@ -92,8 +110,8 @@ def random_data(config_name, seed, batches=2, batch_size=None):
     """Random occupancy (about 10% filled) and images in [0, 1), channels last, float32."""
     import numpy as np
 
-    model_type, resolution, config_batch_size = CONFIGS[config_name]
-    batch_size = batch_size or config_batch_size
+    model_type, resolution, _ = CONFIGS[config_name]
+    batch_size = batch_size or batch_size_of(config_name)
     rng = np.random.default_rng(seed)
     n = batches * batch_size
     voxels = (rng.random((n, resolution, resolution, resolution, 1)) < 0.1).astype("float32")
@@ -112,7 +130,8 @@ def build_keras(config_name, precision, seed):
     from keras_vaegan.config import ModelConfig, TrainConfig
     from keras_vaegan.models import build_model, set_precision
 
-    model_type, resolution, batch_size = CONFIGS[config_name]
+    model_type, resolution, _ = CONFIGS[config_name]
+    batch_size = batch_size_of(config_name)
     set_precision(precision)
     model_config = ModelConfig(
         model_type=model_type, resolution=resolution, image_size=image_size(config_name)
@@ -130,7 +149,7 @@ def build_keras(config_name, precision, seed):
 def keras_dataset(config_name, seed):
     import tensorflow as tf
 
-    _, _, batch_size = CONFIGS[config_name]
+    batch_size = batch_size_of(config_name)
     voxels, images = random_data(config_name, seed)
     elements = voxels if images is None else (images, voxels)
     dataset = tf.data.Dataset.from_tensor_slices(elements).batch(batch_size, drop_remainder=True)
@@ -138,22 +157,72 @@ def keras_dataset(config_name, seed):
 
 
 def keras_worker(config_name, precision):
+    """Builds, warms up, then times rounds of `model.fit` steps as the parent asks.
+
+    By default one `fit` call spans all rounds: a callback reports each round's
+    time at its last step's end and blocks until the next command, so the
+    timed steps are steady-state fit steps (in training, fit runs
+    `checkpoint_every` steps per call). --fit_per_round instead times a whole
+    `fit(steps_per_epoch=steps)` call per round, including its per-call setup
+    (a new distributed iterator, its first fetch, callbacks).
+    """
+    import keras
+    import numpy as np
+
     model = build_keras(config_name, precision, FLAGS.seed)
     dataset = keras_dataset(config_name, FLAGS.seed)
     model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
     send({"ready": True})
-    logs = {}
-    for line in sys.stdin:
-        command = json.loads(line)
-        if command["op"] == "run":
+
+    def finish(logs):
+        send({"peak_rss_mb": peak_rss_mb(), "logs": {k: float(np.asarray(v)) for k, v in logs.items()}})
+
+    if FLAGS.fit_per_round:
+        logs = {}
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["op"] == "finish":
+                return finish(logs)
             start, cpu = time.perf_counter(), cpu_seconds()
             history = model.fit(dataset, epochs=1, steps_per_epoch=command["steps"], verbose=0)
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-            logs = {k: float(v[-1]) for k, v in history.history.items()}
+            logs = {k: v[-1] for k, v in history.history.items()}
             send({"seconds": seconds, "cpu_seconds": cpu, "steps": command["steps"]})
-        elif command["op"] == "finish":
-            send({"peak_rss_mb": peak_rss_mb(), "logs": logs})
-            return
+        return
+
+    class Rounds(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.remaining = self.steps = 0
+            self.start = self.cpu = None
+            self.logs = {}
+            self.next_command()
+
+        def next_command(self):
+            command = json.loads(sys.stdin.readline() or '{"op": "finish"}')
+            if command["op"] == "finish":
+                return False
+            self.remaining = self.steps = command["steps"]
+            self.start = None
+            return True
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.start is None:
+                self.start, self.cpu = time.perf_counter(), cpu_seconds()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.remaining -= 1
+            if self.remaining == 0:  # the step has run: TensorFlow executes functions synchronously
+                seconds, cpu = time.perf_counter() - self.start, cpu_seconds() - self.cpu
+                send({"seconds": seconds, "cpu_seconds": cpu, "steps": self.steps})
+                self.logs = logs or {}
+                if not self.next_command():
+                    self.model.stop_training = True
+
+    rounds = Rounds()  # blocks until the first command
+    if rounds.remaining:
+        model.fit(dataset, epochs=1, steps_per_epoch=10**9, verbose=0, callbacks=[rounds])
+    finish(rounds.logs)
 
 
 # ----------------------------------------------------------------------------- PyTorch worker
@@ -173,7 +242,8 @@ def torch_worker(config_name, precision):
     from bench import torch_reference
 
     torch.set_num_threads(FLAGS.threads)
-    model_type, resolution, batch_size = CONFIGS[config_name]
+    model_type, resolution, _ = CONFIGS[config_name]
+    batch_size = batch_size_of(config_name)
     trainer = torch_reference.Trainer(
         model_type, resolution, image_size(config_name), precision=precision, d_accuracy_threshold=1.0,
         d_batches=FLAGS.d_batches, g_batches=FLAGS.g_batches, latent_prior=latent_prior(model_type), seed=FLAGS.seed,
@@ -370,7 +440,7 @@ class Worker:
             + passthrough_flags() + [f"--d_batches={layout.split(',')[0]}", f"--g_batches={layout.split(',')[1]}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
-        self.times, self.cpu_times = [], []
+        self.times, self.cpu_times, self.background = [], [], []
 
     @property
     def label(self):
@@ -400,7 +470,7 @@ class Worker:
 
 
 def passthrough_flags():
-    names = ("warmup_steps", "image_size_32", "image_size_64", "threads", "seed", "verify_batch_size")
+    names = ("warmup_steps", "image_size_32", "image_size_64", "threads", "seed", "verify_batch_size", "batch_size")
     return [f"--{name}={getattr(FLAGS, name)}" for name in names]
 
 
@@ -423,7 +493,12 @@ def run_config(config_name, frameworks, steps, rounds, log_dir, layout):
                 order = order[::-1]
             for worker in order:
                 time.sleep(0.5)  # lets the previous worker's threads go idle
+                busy, start = busy_cpu_seconds(), time.perf_counter()
                 reply = worker.command(op="run", steps=steps)
+                wall = time.perf_counter() - start
+                if busy is not None:  # share of the machine that other processes used meanwhile
+                    others = busy_cpu_seconds() - busy - reply["cpu_seconds"]
+                    worker.background.append(max(0.0, others) / (wall * os.cpu_count()))
                 worker.times.append(reply["seconds"] / reply["steps"])
                 worker.cpu_times.append(reply["cpu_seconds"] / reply["steps"])
         for worker in workers:
@@ -454,7 +529,8 @@ def main(argv):
         if not any(f.startswith("--configs") for f in sys.argv):
             FLAGS.configs = ["gan_32", "vaegan_32"]
         FLAGS.rounds, FLAGS.warmup_steps = 1, 1
-        FLAGS.steps = FLAGS.steps or 2
+        FLAGS.steps = FLAGS.steps or 1
+        FLAGS.batch_size = FLAGS.batch_size or 4
         FLAGS.verify = False
     with_torch = FLAGS.baseline and torch_available()
     frameworks = ["keras", "pytorch"] if with_torch else ["keras"]
@@ -471,6 +547,7 @@ def main(argv):
         versions += f" torch {torch.__version__} (threads {FLAGS.threads})"
     print(versions)
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '<unset>')}; "
+          f"batch {FLAGS.batch_size or '32 at 32^3, 4 at 64^3'}; "
           f"vaegan image size {FLAGS.image_size_32} at 32^3, {FLAGS.image_size_64} at 64^3; "
           "D accuracy threshold 1.0 (D always updates)")
     if not with_torch:
@@ -502,23 +579,30 @@ def main(argv):
             start, load = time.perf_counter(), os.getloadavg()[0]
             layout = layouts.get(config_name, f"{FLAGS.d_batches},{FLAGS.g_batches}")
             workers = run_config(config_name, frameworks, steps, FLAGS.rounds, log_dir, layout)
-            batch_size = CONFIGS[config_name][2]
+            batch_size = batch_size_of(config_name)
             by_key = {(w.framework, w.precision): w for w in workers}
             for worker in workers:
                 median = statistics.median(worker.times)
                 rows.append((
                     config_name, worker.framework, worker.precision, batch_size / median, 1000 * median,
                     1000 * min(worker.times), 1000 * max(worker.times), 1000 * statistics.median(worker.cpu_times),
+                    100 * statistics.median(worker.background) if worker.background else float("nan"),
                     worker.peak_rss_mb, " ".join(f"{k}={v:.3g}" for k, v in sorted(worker.logs.items())),
                 ))
             if with_torch:
                 for ours, base in COMPARISONS:
                     if ("keras", ours) in by_key and ("pytorch", base) in by_key:
-                        a, b = by_key[("keras", ours)].times, by_key[("pytorch", base)].times
+                        ours_worker, base_worker = by_key[("keras", ours)], by_key[("pytorch", base)]
+                        a, b = ours_worker.times, base_worker.times
+                        quiet = [
+                            tb / ta for ta, tb, qa, qb in zip(a, b, ours_worker.background, base_worker.background)
+                            if max(qa, qb) < QUIET
+                        ]
                         ratios.append((
                             f"{config_name}_{SHORT[ours]}_vs_pytorch_{SHORT[base]}",
                             statistics.median(tb / ta for ta, tb in zip(a, b)),
                             min(b) / min(a),
+                            (statistics.median(quiet), len(quiet)) if quiet else (float("nan"), 0),
                         ))
             print(f"[{config_name}: {steps} steps x {FLAGS.rounds} rounds, {time.perf_counter() - start:.0f} s, "
                   f"1-min load average {load:.1f} before, {os.getloadavg()[0]:.1f} after]")
@@ -526,23 +610,29 @@ def main(argv):
 
     print()
     print(f"{'config':<10} {'framework':<9} {'precision':<15} {'samples/s':>9} {'step ms':>8} {'min ms':>8} "
-          f"{'max ms':>8} {'cpu ms':>8} {'peak RSS MB':>11}  last-step metrics")
-    for config_name, framework, precision, sps, ms, lo, hi, cpu, rss, logs in rows:
+          f"{'max ms':>8} {'cpu ms':>8} {'busy %':>6} {'peak RSS MB':>11}  metrics")
+    for config_name, framework, precision, sps, ms, lo, hi, cpu, background, rss, logs in rows:
         print(f"{config_name:<10} {framework:<9} {precision:<15} {sps:9.2f} {ms:8.1f} {lo:8.1f} {hi:8.1f} {cpu:8.0f} "
-              f"{rss:11.0f}  {logs}")
+              f"{background:6.0f} {rss:11.0f}  {logs}")
     print("step ms: median wall time per step over rounds (min, max: fastest and slowest round); samples/s = "
-          "batch / median step;\ncpu ms: median process CPU time per step (user + sys, all threads); peak RSS: "
-          "ru_maxrss of the variant's own process.")
+          "batch / median step;\ncpu ms: median CPU time of the variant's process per step (user + sys, all "
+          "threads); busy %: median share of all\nCPUs that other processes used during its rounds; peak RSS: "
+          "ru_maxrss of the variant's own process; metrics: keras: mean over\nthe timed steps, pytorch: last step.")
     if with_torch:
         print()
-        print(f"{'comparison (baseline time / our time)':<40} {'median of rounds':>16} {'best/best':>10}  goal")
-        for name, ratio, best in ratios:
+        print(f"{'comparison (baseline time / our time)':<38} {'median of rounds':>16} {'best/best':>9} "
+              f"{'quiet rounds':>13}  goal (on the median)")
+        for name, ratio, best, (quiet, count) in ratios:
             goal = next(v for k, v in GOALS.items() if name.endswith(k))
-            print(f"{name:<40} {ratio:16.2f} {best:10.2f}  >= {goal}: {'met' if ratio >= goal else 'NOT met'}")
-        print("median of rounds: median over rounds of the ratio of the two variants' times in that round (RATIO "
-              "below);\nbest/best: ratio of the fastest rounds (least disturbed by other jobs).")
+            quiet_text = f"{quiet:.2f} ({count})" if count else "- (0)"
+            print(f"{name:<38} {ratio:16.2f} {best:9.2f} {quiet_text:>13}  >= {goal}: "
+                  f"{'met' if ratio >= goal else 'NOT met'}")
+        print("median of rounds: median over rounds of the ratio of the two variants' times in that round (the "
+              "RATIO lines);\nbest/best: ratio of the two fastest rounds; quiet rounds: median ratio over the rounds "
+              f"(how many) in which other\nprocesses used under {100 * QUIET:.0f}% of the CPUs during both "
+              "measurements.")
         print()
-        for name, ratio, _ in ratios:
+        for name, ratio, _, _ in ratios:
             print(f"RATIO {name} {ratio:.3f}")
     else:
         print("PyTorch baseline skipped (no RATIO lines).")
