@@ -25,7 +25,6 @@ class ProgressBar(keras.callbacks.Callback):
         super().__init__()
         self.progbar = keras.utils.Progbar(total_steps, stateful_metrics=METRIC_NAMES, unit_name="step")
         self.progbar.update(initial_step)
-        self.first = initial_step
 
     def on_train_batch_end(self, batch, logs=None):
         values = [(name, float(value)) for name, value in (logs or {}).items()]

@@ -55,5 +55,8 @@ def is_chief():
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return True
-    task = json.loads(raw).get("task", {})
-    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0
+    config = json.loads(raw)
+    task = config.get("task", {})
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0

@@ -331,3 +331,21 @@ def test_multi_worker_mirrored_trains_and_the_chief_checkpoints(tmp_path):
     assert len(restored.weights) == len(keys)
     for variable, key in zip(restored.weights, keys):
         np.testing.assert_allclose(variable.numpy(), weights[0][key], atol=1e-6, err_msg=variable.path)
+
+
+@pytest.mark.parametrize(
+    "tf_config, chief",
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+    ],
+)
+def test_only_the_chief_writes(monkeypatch, tf_config, chief):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert distribute.is_chief() is chief
