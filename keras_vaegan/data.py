@@ -19,6 +19,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_vaegan.config import first_line
+
 SCHEMA_VERSION = 1
 RECORD_PATTERNS = ("*.tfrecord", "*.tfrecord-*", "*.tfrecords")
 
@@ -110,8 +112,7 @@ def check_records(files, resolution, need_images):
         except (tf.errors.OpError, ValueError) as error:
             if isinstance(error, DataError):
                 raise
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DataError(f"{path}: not a keras-vaegan TFRecord ({reason})") from None
+            raise DataError(f"{path}: not a keras-vaegan TFRecord ({first_line(error)})") from None
         version = int(record["schema_version"])
         if version != SCHEMA_VERSION:
             raise DataError(f"{path}: schema version {version}, this library reads {SCHEMA_VERSION}")

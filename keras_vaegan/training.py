@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vaegan import callbacks, data, distribute
-from keras_vaegan.config import ConfigError
+from keras_vaegan.config import ConfigError, first_line
 from keras_vaegan.models import build_model, set_precision
 
 RUN_FILE = "run.json"
@@ -83,8 +83,7 @@ def restore_latest(checkpoint, manager):
     try:
         checkpoint.restore(latest).assert_existing_objects_matched()
     except (ValueError, AssertionError, tf.errors.OpError) as error:
-        reason = str(error).strip().splitlines()[0][:300]
-        raise CheckpointError(f"{latest}: does not fit this model ({reason})") from None
+        raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
     return latest
 
 
@@ -97,8 +96,7 @@ def load_pretrained(model, path):
         for name in ("generator", "discriminator"):
             getattr(model, name).set_weights(getattr(source, name).get_weights())
     except (ValueError, OSError, AttributeError) as error:
-        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"init_from: {path} does not hold a matching 3D-GAN ({reason})") from None
+        raise ConfigError(f"init_from: {path} does not hold a matching 3D-GAN ({first_line(error, 300)})") from None
 
 
 def stage_at(step, train_config, model_config):
