@@ -11,6 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
+from keras_vaegan.cli import fail, parse_flags  # noqa: E402
+
 FLAGS = flags.FlagValues()
 
 # Flags shared by every entry point (see DESIGN.md).
@@ -56,25 +58,6 @@ flags.DEFINE_integer("sample_every", 100, "Steps between sample pictures.", flag
 flags.DEFINE_integer("log_every", 10, "Steps between TensorBoard scalars.", flag_values=FLAGS)
 
 
-def fail(message):
-    """One line on stderr, exit code 2."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv):
-    """Parses argv into FLAGS; any problem is one line and exit 2."""
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as error:
-        fail(str(error).splitlines()[0].removeprefix("ERROR:: "))
-    if len(rest) > 1:
-        fail(f"unexpected argument {rest[1]!r} (flags look like --name=value)")
-    for name in ("data_dir", "model_dir"):
-        if not FLAGS[name].value:
-            fail(f"--{name} is required")
-
-
 def configs_from_flags():
     """ModelConfig and TrainConfig from the parsed flags: each field is the flag of the same name."""
     from keras_vaegan.config import ModelConfig, TrainConfig
@@ -89,7 +72,7 @@ def configs_from_flags():
 
 
 def main(argv):
-    parse_flags(argv)
+    parse_flags(FLAGS, argv, required=("data_dir", "model_dir"))
     model_config, train_config = configs_from_flags()
     try:
         model_config.validate()

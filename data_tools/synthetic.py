@@ -11,8 +11,6 @@ procedural background. DIR gets `train.tfrecord-*` shards, `classes.txt` and
 
 import io
 import os
-import re
-import sys
 import time
 
 import numpy as np
@@ -20,6 +18,7 @@ from absl import app, flags
 from PIL import Image
 
 from data_tools.shapes import CLASSES, make_shape
+from keras_vaegan.cli import ProgressCounter, fail, parse_flags
 from keras_vaegan import render
 
 PREVIEW_PER_CLASS = 4
@@ -150,24 +149,6 @@ def write_synthetic_dataset(out_dir, resolution=32, shapes_per_class=40, views_p
     return count
 
 
-class ProgressReporter:
-    """Prints `done/total`, rate and ETA to stderr at every tenth of the work."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.start = time.monotonic()
-        self.reported = 0
-
-    def __call__(self, done, total):
-        tenth = done * 10 // total
-        if tenth == self.reported:
-            return
-        self.reported = tenth
-        rate = done / max(time.monotonic() - self.start, 1e-9)
-        print(f"synthetic: {done}/{total} records ({done * 100 // total}%), {rate:.0f}/s, "
-              f"ETA {(total - done) / rate:.0f} s", file=self.stream, flush=True)
-
-
 def _define_flags():
     """Defines the flags when the command runs, so importing the module defines none."""
     flags.DEFINE_string("out", None, "Output directory for the shards, classes.txt and preview.png.")
@@ -179,34 +160,6 @@ def _define_flags():
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
 
 
-def _fail(message):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _flag_problem(error):
-    """An absl parsing error as `--flag: problem`."""
-    if isinstance(error, flags.UnrecognizedFlagError):
-        return f"--{error.flagname}: unknown flag"
-    text = str(error).splitlines()[0]
-    missing = re.match(r"Missing value for flag (--\w+)", text)
-    if missing:
-        return f"{missing[1]}: missing value"
-    bad = re.match(r"flag (--\w+)=[^:]*: (.*)", text)
-    return f"{bad[1]}: {bad[2]}" if bad else text
-
-
-def _parse_flags(argv):
-    """absl parsing that reports a bad flag as one line `error: --flag: problem` and exits 2."""
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as error:
-        _fail(_flag_problem(error))
-    if len(rest) > 1:
-        _fail(f"unexpected argument {rest[1]!r} (all settings are --flags)")
-    return rest
-
-
 def main(argv):
     del argv
     settings = dict(out_dir=FLAGS.out, resolution=FLAGS.resolution, shapes_per_class=FLAGS.shapes_per_class,
@@ -215,14 +168,14 @@ def main(argv):
     try:
         check_arguments(**settings)
     except ValueError as error:
-        _fail(f"--{error}")
-    count = write_synthetic_dataset(**settings, progress=ProgressReporter())
+        fail(f"--{error}")
+    count = write_synthetic_dataset(**settings, progress=ProgressCounter("synthetic", "records"))
     print(f"wrote {count} records in {FLAGS.num_shards} shards, classes.txt and preview.png to {FLAGS.out}")
 
 
 def run():
     _define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv))
 
 
 if __name__ == "__main__":

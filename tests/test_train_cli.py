@@ -78,7 +78,7 @@ def test_every_flagfile_parses_and_validates(tmp_path):
     assert {"demo_32.flags", "gan_32.flags", "gan_64_paper.flags", "vaegan_64_paper.flags"} <= set(names)
     for name in names:
         train.FLAGS.unparse_flags()
-        train.parse_flags(["train.py", f"--flagfile={os.path.join(config_dir, name)}", "--data_dir=d", "--model_dir=m"])
+        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile={os.path.join(config_dir, name)}", "--data_dir=d", "--model_dir=m"])
         model_config, train_config = train.configs_from_flags()
         model_config.validate()
         train_config.validate()
