@@ -43,6 +43,9 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_float("label_smoothing", 0.0, "One-sided label smoothing of real targets.", flag_values=FLAGS)
 flags.DEFINE_float("kl_weight", 5.0, "a1: weight of the KL term.", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "noise_warmup_steps", 0, "Steps over which the posterior noise rises from 0 (0: full noise from the start).", flag_values=FLAGS,
+)
 flags.DEFINE_float("reconstruction_weight", 1e-4, "a2: weight of the reconstruction term.", flag_values=FLAGS)
 flags.DEFINE_enum("schedule", "joint", ["joint", "separate"], "3D-VAE-GAN training schedule.", flag_values=FLAGS)
 flags.DEFINE_integer("pretrain_steps", 0, "Separate schedule: G/D steps before the encoder's.", flag_values=FLAGS)

@@ -89,6 +89,7 @@ class TrainConfig:
     latent_prior: str = "normal"
     label_smoothing: float = 0.0
     kl_weight: float = 5.0
+    noise_warmup_steps: int = 0
     reconstruction_weight: float = 1e-4
     schedule: str = "joint"
     pretrain_steps: int = 0
@@ -117,6 +118,7 @@ class TrainConfig:
         _check_choice(self.latent_prior, "latent_prior", LATENT_PRIORS)
         _check(0 <= self.label_smoothing < 0.5, "label_smoothing", f"{self.label_smoothing} is not in [0, 0.5)")
         _check(self.kl_weight >= 0, "kl_weight", f"{self.kl_weight} must not be negative")
+        _check(self.noise_warmup_steps >= 0, "noise_warmup_steps", f"{self.noise_warmup_steps} must not be negative")
         _check(
             self.reconstruction_weight >= 0,
             "reconstruction_weight",

@@ -49,6 +49,7 @@ def build_model(model_config, train_config):
         model = VAEGAN3D(
             image_size=model_config.image_size,
             kl_weight=train_config.kl_weight,
+            noise_warmup_steps=train_config.noise_warmup_steps,
             reconstruction_weight=train_config.reconstruction_weight,
             **common,
             name="vaegan3d",

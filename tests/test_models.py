@@ -260,7 +260,7 @@ def test_gan3d_saving_then_training_resumes(tmp_path):
 
 
 def test_vaegan3d_saving_then_training_resumes(tmp_path):
-    model = build_vaegan(kl_weight=0.5, reconstruction_weight=1e-3)
+    model = build_vaegan(kl_weight=0.5, reconstruction_weight=1e-3, noise_warmup_steps=7)
     images, voxels = random_images(), random_voxels()
     train_steps(model, (images, voxels))
     loaded = run_model_saving_test(model, _latent(), tmp_path, name="vaegan3d")
@@ -268,6 +268,7 @@ def test_vaegan3d_saving_then_training_resumes(tmp_path):
     for a, b in zip(loaded.encode(images), model.encode(images)):
         _assert_same(a, b)
     assert (loaded.image_size, loaded.kl_weight, loaded.reconstruction_weight) == (32, 0.5, 1e-3)
+    assert loaded.noise_warmup_steps == 7
     assert int(loaded.step.numpy()) == 1
     loaded.compile(
         g_optimizer=make_optimizer("sgd", 0.01),

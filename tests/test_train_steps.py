@@ -255,3 +255,20 @@ def test_vaegan_overfits_two_pairs():
     assert len(recon) == steps
     assert recon[0] == pytest.approx(0.25 * resolution**3, rel=0.1)  # G starts near 0.5 everywhere
     assert np.mean(recon[-3:]) <= 0.5 * recon[0], recon
+
+
+def test_posterior_noise_rises_over_the_warmup():
+    model = build_vaegan(noise_warmup_steps=10)
+    for step, expected in ((0, 0.0), (5, 0.125), (10, 1.0), (30, 1.0)):
+        model.step.assign(step)
+        assert float(model.noise_scale()) == pytest.approx(expected)
+    assert float(build_vaegan().noise_scale()) == 1.0
+
+
+def test_warmup_samples_the_posterior_mean_first():
+    model = build_vaegan(noise_warmup_steps=4)
+    mean, log_variance = model.encode(random_images())
+    np.testing.assert_array_equal(model._posterior_sample(mean, log_variance), mean)
+    model.step.assign(4)
+    noisy = model._posterior_sample(mean, log_variance)
+    assert float(tf.reduce_max(tf.abs(noisy - mean))) > 0.1
