@@ -149,6 +149,11 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=train_config.keep_checkpoints)
     restored = restore_latest(checkpoint, manager)
     step = callbacks.current_step(model)
+    final_path = os.path.join(model_dir, FINAL_MODEL)
+    if restored and step >= train_config.train_steps and os.path.exists(final_path):
+        if verbose:
+            print(f"{model_dir}: already trained to step {step}; nothing to do")
+        return final_path
     if restored is None and train_config.init_from:
         load_pretrained(model, train_config.init_from)
     if verbose:
@@ -164,6 +169,7 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         latent = model.sample_latent(SAMPLE_COUNT, tf.constant([train_config.seed, -1], tf.int64))
         images = _reconstruction_images(files, model_config) if is_vaegan else None
         pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images)
+        pictures.set_model(model)  # `fit` sets it too, but a finished run resumed to save runs no `fit`
         run_callbacks.append(pictures)
 
     while step < train_config.train_steps:
@@ -183,7 +189,6 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         step = callbacks.current_step(model)
         manager.save(checkpoint_number=step)
     writer.flush()
-    final_path = os.path.join(model_dir, FINAL_MODEL)
     if chief:
         pictures.write(step)
         save_model_atomically(model, final_path)

@@ -142,11 +142,12 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
         assert (run / name).exists(), name
     assert os.listdir(run / "logs")
     run_json = (run / "run.json").read_text()
+    checkpoints = sorted(os.listdir(run / "checkpoints"))
 
     result = run_train(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
     assert_one_line_error(result, str(run), "model_type=gan", "model_type=vaegan")
     assert (run / "run.json").read_text() == run_json
-    assert sorted(os.listdir(run / "checkpoints")) == sorted(os.listdir(run / "checkpoints"))
+    assert sorted(os.listdir(run / "checkpoints")) == checkpoints
 
 
 def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
@@ -164,6 +165,22 @@ def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
     assert [name for name in saved if name.endswith(".index")] == [
         "ckpt-2.index", "ckpt-3.index", "ckpt-4.index", "ckpt-5.index"
     ]
+
+
+def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    config = TrainConfig(train_steps=2, **TINY_TRAIN)
+    final = training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    written = os.stat(final).st_mtime_ns
+    assert training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False) == final
+    assert os.stat(final).st_mtime_ns == written
+
+    # Stopped after the last checkpoint but before the final model: the rerun writes it and the pictures.
+    os.remove(final)
+    os.remove(os.path.join(model_dir, "samples.png"))
+    training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    assert int(keras.saving.load_model(final).step.value) == 2
+    assert os.path.exists(os.path.join(model_dir, "samples.png"))
 
 
 def test_separate_schedule_trains_gan_then_encoder(tmp_path, dataset_dir):
