@@ -46,6 +46,7 @@ import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_vaegan.layers import SERIALIZATION_PACKAGE
 
@@ -154,31 +155,39 @@ def xnnpack_friendly_generator(generator):
     return keras.Model(z, occupancy, name=f"xnnpack_generator_{resolution}")
 
 
-def convert_to_tflite(model, quantization="float32", representative_dataset=None):
+def convert_to_tflite(model, quantization="float32", representative_dataset=None, input_signature=None):
     """Converts a Keras model to TFLite flatbuffer bytes via a temporary SavedModel.
+
+    `input_signature` (e.g. `[tf.TensorSpec((1, 200), tf.float32)]`) is passed
+    to `model.export`; the default is the model's own input shapes. For
+    `quantization` and `representative_dataset` see `tflite_from_saved_model`.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        saved_model = os.path.join(folder, "saved_model")
+        model.export(saved_model, format="tf_saved_model", verbose=False, input_signature=input_signature)
+        return tflite_from_saved_model(saved_model, quantization, representative_dataset)
+
+
+def tflite_from_saved_model(saved_model, quantization="float32", representative_dataset=None):
+    """Converts a SavedModel folder to TFLite flatbuffer bytes.
 
     `quantization`: "float32"; "float16" (float16 weights); "int8" (post-training
     int8 with float fallback and float32 input/output), which needs
     `representative_dataset`: a callable returning an iterable of input lists,
     e.g. `lambda: ([z] for z in samples)`.
     """
-    import tensorflow as tf
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
     if quantization == "int8" and representative_dataset is None:
         raise ValueError("int8 quantization needs a representative_dataset")
-    with tempfile.TemporaryDirectory() as folder:
-        saved_model = os.path.join(folder, "saved_model")
-        model.export(saved_model, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-        if quantization != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            converter.representative_dataset = representative_dataset
-        return converter.convert()
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    if quantization != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = representative_dataset
+    return converter.convert()
 
 
 def _interpreter(path_or_bytes, delegates=True, num_threads=1):
