@@ -1,0 +1,226 @@
+"""What `python -m export` does: SavedModel and TFLite files of a trained model, checked against Keras.
+
+Everything is written into a staging folder beside `--out` and renamed into
+place at the end, so a failed export leaves no partial output and an earlier
+export in `--out` stays until the new one is complete.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export import inputs, report, saved_model, tflite
+from export.edge import EdgeModel, float_ops, op_table
+from export.model_file import ExportError, has_encoder, load_trained_model
+
+FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
+SAVED_MODEL_DIR = "saved_model"
+
+
+def parse_formats(text):
+    """'saved_model,tflite_fp32' -> a tuple of known formats in FORMATS order; ExportError on unknown ones."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise ExportError(f"--formats: {', '.join(unknown) or 'empty'} (choose from {', '.join(FORMATS)})")
+    return tuple(name for name in FORMATS if name in names)
+
+
+def staging_folder(out):
+    """A new empty folder beside `out`; ExportError when `out` cannot be written."""
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ExportError(f"{out}: exists and is not a folder")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, report.JSON_NAME)):
+        raise ExportError(f"{out}: holds other files; give a new or empty folder, or an earlier export to replace")
+    parent = os.path.dirname(out)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
+    except OSError as error:
+        raise ExportError(f"{out}: cannot be written ({error.strerror or error})") from None
+
+
+def publish(staging, out):
+    """Renames the finished staging folder to `out`, replacing an earlier export only now."""
+    out = os.path.abspath(out)
+    if os.path.exists(out):
+        old = f"{out}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, out)
+
+
+def _size(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+class FixedInputs:
+    """The parity batch and the int8 calibration inputs of one export."""
+
+    def __init__(self, model, data_dir, calibration_samples, parity_samples, seed, int8):
+        self.z = inputs.prior_latents(model, parity_samples, seed)
+        calibration_z = inputs.prior_latents(model, calibration_samples, seed + 1)
+        self.photos = self.pixels = self.calibration_pixels = None
+        if not has_encoder(model):
+            self.parity_text = f"{parity_samples} prior z"
+            self.calibration_text = f"{calibration_samples} prior z (a 3D-GAN's records hold no z)"
+        elif data_dir:
+            photos = inputs.record_photos(data_dir, model, parity_samples + calibration_samples)
+            self.photos = photos[:parity_samples]
+            self.parity_text = f"{parity_samples} prior z and the first {len(self.photos)} training photos of {data_dir}"
+            calibration_photos = photos[parity_samples:] or photos
+            if int8:
+                self.calibration_pixels = inputs.decode_photos(calibration_photos, model.image_size)
+                means, _ = model.encoder(self.calibration_pixels, training=False)
+                calibration_z = np.concatenate([calibration_z, keras.ops.convert_to_numpy(means)])
+            self.calibration_text = (
+                f"encoder and reconstruct: {len(calibration_photos)} training photos of {data_dir}; "
+                f"generator: {calibration_samples} prior z and those photos' encoder means"
+            )
+        else:
+            if int8:
+                raise ExportError("--data_dir: tflite_int8 of a 3D-VAE-GAN calibrates on training photos; "
+                                  "give the folder of the training records")
+            self.photos = inputs.noise_photos(model.image_size, parity_samples, seed)
+            self.parity_text = f"{parity_samples} prior z and {parity_samples} noise images (no --data_dir given)"
+            self.calibration_text = ""
+        if self.photos is not None:
+            self.pixels = inputs.decode_photos(self.photos, model.image_size)
+        self.calibration_z = calibration_z
+        if not int8:
+            self.calibration_text = ""
+
+
+class KerasReference:
+    """The Keras model's outputs on the fixed inputs."""
+
+    def __init__(self, model, fixed):
+        numpy = keras.ops.convert_to_numpy
+        self.occupancy = numpy(model.generator(fixed.z, training=False))
+        self.logit = numpy(model.discriminator(self.occupancy, training=False))
+        if fixed.pixels is not None:
+            mean, log_variance = model.encoder(fixed.pixels, training=False)
+            self.moments = np.concatenate([numpy(mean), numpy(log_variance)], axis=-1)
+            self.reconstruction = numpy(model.generator(mean, training=False))
+
+
+def _entry(name, export_format, size, measured, **extra):
+    entry = {"file": name, "format": export_format, "size_bytes": size, **measured, **extra}
+    entry["target"] = report.target(entry)
+    return entry
+
+
+def check_saved_model(model, path, fixed, reference):
+    """One report entry per signature: its outputs against the Keras model's."""
+    loaded = tf.saved_model.load(path)
+    size = _size(path)
+    signatures = loaded.signatures
+    results = {
+        "generate": report.parity(reference.occupancy, signatures["generate"](z=tf.constant(fixed.z))["occupancy"]),
+        "discriminate": report.parity(
+            reference.logit, signatures["discriminate"](voxels=tf.constant(reference.occupancy))["logit"],
+            occupancy=False,
+        ),
+    }
+    sampled = signatures["sample"](batch_size=tf.constant(len(fixed.z)), seed=tf.constant(0, tf.int64))
+    results["sample"] = report.parity(
+        keras.ops.convert_to_numpy(model.generator(sampled["z"], training=False)), sampled["occupancy"]
+    )
+    if has_encoder(model):
+        results["reconstruct"] = report.parity(
+            reference.reconstruction, signatures["reconstruct"](images=tf.constant(fixed.photos))["occupancy"]
+        )
+        results["reconstruct_pixels"] = report.parity(
+            reference.reconstruction, signatures["reconstruct_pixels"](pixels=tf.constant(fixed.pixels))["occupancy"]
+        )
+    return [
+        _entry(f"{SAVED_MODEL_DIR}:{name}", "saved_model", size, measured, kind=name)
+        for name, measured in sorted(results.items())
+    ]
+
+
+def check_tflite(path, kind, export_format, fixed, reference):
+    """The report entry of one .tflite file, run with ai-edge-litert on the fixed inputs."""
+    edge = EdgeModel(path)
+    if kind == "generator":
+        actual = np.stack([edge.run(z)["occupancy"] for z in fixed.z])
+        measured = report.parity(reference.occupancy[..., 0], actual)
+    elif kind == "encoder":
+        outputs = [edge.run(pixels) for pixels in fixed.pixels]
+        actual = np.stack([np.concatenate([o["mean"], o["log_variance"]]) for o in outputs])
+        measured = report.parity(reference.moments, actual, occupancy=False)
+    else:
+        actual = np.stack([edge.run(pixels)["occupancy"] for pixels in fixed.pixels])
+        measured = report.parity(reference.reconstruction[..., 0], actual)
+    table = op_table(path)
+    extra = {"kind": kind, "ops": table}
+    if export_format == "tflite_int8":
+        extra["float_ops"] = float_ops(table)
+    return _entry(os.path.basename(path), export_format, os.path.getsize(path), measured, **extra)
+
+
+def _write(path, content):
+    with open(path, "wb") as handle:
+        handle.write(content)
+
+
+def export_model(model_path, out, formats, data_dir=None, calibration_samples=100, parity_samples=8, seed=0,
+                 progress=None):
+    """Writes the requested formats of the model at `model_path` and their report into `out`; returns the report.
+
+    Raises ExportError (or keras_vaegan.data.DataError for unusable records) before anything is written
+    to `out`; on any failure the staging folder is removed.
+    """
+    model = load_trained_model(model_path)
+    fixed = FixedInputs(model, data_dir, calibration_samples, parity_samples, seed, "tflite_int8" in formats)
+    reference = KerasReference(model, fixed)
+    tflite_formats = [f for f in formats if f in tflite.QUANTIZATIONS]
+    total = ("saved_model" in formats) + len(tflite_formats) * len(tflite.kinds(model))
+    done = 0
+    staging = staging_folder(out)
+    try:
+        entries = []
+        if "saved_model" in formats:
+            path = os.path.join(staging, SAVED_MODEL_DIR)
+            saved_model.write_saved_model(model, path)
+            entries += check_saved_model(model, path, fixed, reference)
+            done += 1
+            if progress:
+                progress(done, total)
+        calibration = {"generator": fixed.calibration_z, "encoder": fixed.calibration_pixels,
+                       "reconstruct": fixed.calibration_pixels}
+        for export_format in tflite_formats:
+            for kind in tflite.kinds(model):
+                path = os.path.join(staging, tflite.file_name(kind, export_format))
+                _write(path, tflite.convert(model, kind, export_format, calibration[kind]))
+                entries.append(check_tflite(path, kind, export_format, fixed, reference))
+                done += 1
+                if progress:
+                    progress(done, total)
+        result = {
+            "model": os.path.abspath(model_path),
+            "model_type": "3D-VAE-GAN" if has_encoder(model) else "3D-GAN",
+            "resolution": model.resolution,
+            "latent_dim": model.latent_dim,
+            "image_size": model.image_size if has_encoder(model) else None,
+            "latent_prior": model.latent_prior,
+            "parity_inputs": fixed.parity_text,
+            "calibration": fixed.calibration_text,
+            "files": entries,
+            "targets_met": all(e["target"]["met"] for e in entries if e["target"] is not None),
+        }
+        report.write_report(staging, result)
+        publish(staging, out)
+        return result
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
