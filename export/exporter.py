@@ -30,13 +30,23 @@ def parse_formats(text):
     return tuple(name for name in FORMATS if name in names)
 
 
-def staging_folder(out):
-    """A new empty folder beside `out`; ExportError when `out` cannot be written."""
+def check_out(out):
+    """ExportError unless `out` is new, empty or an earlier export, in a folder that can be written."""
     out = os.path.abspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ExportError(f"{out}: exists and is not a folder")
     if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, report.JSON_NAME)):
         raise ExportError(f"{out}: holds other files; give a new or empty folder, or an earlier export to replace")
+    ancestor = os.path.dirname(out)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: cannot be written ({ancestor} is not a writable folder)")
+
+
+def staging_folder(out):
+    """A new empty folder beside `out`; ExportError when it cannot be created."""
+    out = os.path.abspath(out)
     parent = os.path.dirname(out)
     try:
         os.makedirs(parent, exist_ok=True)
@@ -180,6 +190,7 @@ def export_model(model_path, out, formats, data_dir=None, calibration_samples=10
     Raises ExportError (or keras_vaegan.data.DataError for unusable records) before anything is written
     to `out`; on any failure the staging folder is removed.
     """
+    check_out(out)
     model = load_trained_model(model_path)
     fixed = FixedInputs(model, data_dir, calibration_samples, parity_samples, seed, "tflite_int8" in formats)
     reference = KerasReference(model, fixed)
@@ -198,14 +209,17 @@ def export_model(model_path, out, formats, data_dir=None, calibration_samples=10
                 progress(done, total)
         calibration = {"generator": fixed.calibration_z, "encoder": fixed.calibration_pixels,
                        "reconstruct": fixed.calibration_pixels}
-        for export_format in tflite_formats:
-            for kind in tflite.kinds(model):
+        for kind in tflite.kinds(model) if tflite_formats else ():
+            kind_saved_model = os.path.join(staging, f".{kind}_saved_model")
+            tflite.write_saved_model(model, kind, kind_saved_model)
+            for export_format in tflite_formats:
                 path = os.path.join(staging, tflite.file_name(kind, export_format))
-                _write(path, tflite.convert(model, kind, export_format, calibration[kind]))
+                _write(path, tflite.convert(kind_saved_model, export_format, calibration[kind]))
                 entries.append(check_tflite(path, kind, export_format, fixed, reference))
                 done += 1
                 if progress:
                     progress(done, total)
+            shutil.rmtree(kind_saved_model)
         result = {
             "model": os.path.abspath(model_path),
             "model_type": "3D-VAE-GAN" if has_encoder(model) else "3D-GAN",

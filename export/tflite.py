@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from export.model_file import has_encoder
-from export.xnnpack_generator import convert_to_tflite, xnnpack_friendly_generator
+from export.xnnpack_generator import tflite_from_saved_model, xnnpack_friendly_generator
 
 QUANTIZATIONS = {"tflite_fp32": "float32", "tflite_fp16": "float16", "tflite_int8": "int8"}
 SUFFIXES = {"tflite_fp32": "fp32", "tflite_fp16": "fp16", "tflite_int8": "int8"}
@@ -47,10 +47,15 @@ def batch_one_model(model, kind):
     raise ValueError(f"unknown TFLite kind {kind!r}")
 
 
-def convert(model, kind, export_format, calibration=None):
-    """The flatbuffer bytes of one file; int8 needs `calibration`, an array of inputs (N, ...)."""
+def write_saved_model(model, kind, path):
+    """The batch-one SavedModel of one kind at `path`, which every quantization converts from."""
+    batch_one_model(model, kind).export(path, format="tf_saved_model", verbose=False)
+
+
+def convert(saved_model, export_format, calibration=None):
+    """The flatbuffer bytes of one file from its kind's SavedModel; int8 needs `calibration`, inputs (N, ...)."""
     representative = None
     if export_format == "tflite_int8":
         samples = np.asarray(calibration, "float32")
         representative = lambda: ([sample[None]] for sample in samples)  # noqa: E731
-    return convert_to_tflite(batch_one_model(model, kind), QUANTIZATIONS[export_format], representative)
+    return tflite_from_saved_model(saved_model, QUANTIZATIONS[export_format], representative)
