@@ -3,7 +3,7 @@
 XNNPACK (the TFLite CPU delegate) never takes CONV_3D or CONV_3D_TRANSPOSE,
 so a converted `Generator` runs on TFLite's slower built-in kernels. This
 module builds the same function from FULLY_CONNECTED, TRANSPOSE_CONV,
-SPLIT/SLICE, PAD, ADD, CONCATENATION, RESHAPE and LOGISTIC, with BatchNorm
+SPLIT, STRIDED_SLICE, PAD, ADD, CONCATENATION, RESHAPE and LOGISTIC, with BatchNorm
 (moving statistics) folded into kernels and biases, for a batch of one.
 
 The re-arrangement. Keras' Conv3DTranspose (kernel K[kd, kh, kw, f, c],
@@ -21,7 +21,7 @@ d = 2 i + kd - 1 for even d = 2m (kd = 1, 3) and odd d = 2m + 1 (kd = 0, 2):
     out[2m]     = A_1[m] + A_3[m - 1]
     out[2m + 1] = A_2[m] + A_0[m + 1]      (A_kd[i] = 0 outside 0 <= i < D)
 
-A_3 shifted down and A_0 shifted up are a SLICE and a zero PAD along the
+A_3 shifted down and A_0 shifted up are a STRIDED_SLICE and a zero PAD along the
 batch axis. The even and odd planes are interleaved by reshaping each to
 (D, 1, -1), concatenating on axis 1 and reshaping to (2D, 2H, 2W, F) (not
 PACK, which XNNPACK leaves to TFLite). Every output gets exactly one A_1 or
