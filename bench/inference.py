@@ -21,8 +21,11 @@ All variants of a model are built and warmed up first; then every round
 calls each once, the order rotating every round, so they share the machine's
 load. Before every timed call the benchmark pauses (--pause_ms), so the
 previous variant's idle threads (TensorFlow's spin before they sleep) do not
-take CPU from it. Latency: median over rounds; throughput: calls per second over all
-timed calls (batch 1). `max|diff|` compares each output with Keras' on the
+take CPU from it. Around every round the benchmark reads /proc/stat: a round
+is quiet when other processes used under 15% of the CPUs. Latency: median
+over the quiet rounds when there are at least 3 of them, else over all
+rounds (the table says which); throughput: calls per second over the same
+rounds (batch 1). `max|diff|` compares each output with Keras' on the
 same input. Output: a table per model, then `RATIO <model>_<variant> <value>`
 with value = SavedModel time / variant time (above 1: faster than the SavedModel).
 """
@@ -72,6 +75,8 @@ flags.DEFINE_bool("quick", False, "Smoke test: --resolutions=32 --encoder_sizes=
 
 SHORT = {"float32": "fp32", "float16": "fp16", "int8": "int8"}
 RUNTIMES = ("tf", "litert")
+QUIET = 0.15  # share of all CPUs used by other processes below which a round counts as quiet
+MIN_QUIET = 3  # quiet rounds needed for the times to come from quiet rounds only
 
 
 def flag_problem():
@@ -186,7 +191,10 @@ def encoder_variants(image_size, rng):
 
 
 def measure(variants):
-    """Warm-up, then --runs interleaved rounds; fills each variant's times (s) and max|diff| vs Keras."""
+    """Warm-up, then --runs interleaved rounds; fills each variant's times (s) and max|diff| vs Keras.
+
+    Returns the share of all CPUs other processes used during each round.
+    """
     for variant in variants:
         for _ in range(FLAGS.warmup):
             outputs = variant.call()
@@ -197,33 +205,51 @@ def measure(variants):
         pairs = zip(variant.outputs, reference)
         diffs = [np.abs(np.reshape(a, np.shape(b)).astype("float64") - b).max() for a, b in pairs]
         variant.max_diff = max(diffs) if len(variant.outputs) == len(reference) else float("nan")
+    busy = []
     for round_index in range(FLAGS.runs):
         shift = round_index % len(variants)
+        before = cpu_snapshot()
         for variant in variants[shift:] + variants[:shift]:
             time.sleep(FLAGS.pause_ms / 1e3)
             start = time.perf_counter()
             variant.call()
             variant.times.append(time.perf_counter() - start)
+        busy.append(others_busy(before, cpu_snapshot()))
+    return busy
 
 
 def print_table(model_name, variants, busy, seconds):
-    baseline = statistics.median(next(v for v in variants if v.name == "savedmodel").times)
-    print(f"\n{model_name}  ({FLAGS.runs} rounds, {seconds:.0f} s, other processes used {busy:.0%} of the CPUs)")
-    header = f"{'variant':<28} {'median ms':>9} {'min ms':>8} {'max ms':>8} {'calls/s':>8} {'MB':>6} {'xnnpack':>8} {'max|diff|':>9} {'vs SavedModel':>13}"
-    print(header)
+    """The model's table and op types; returns its (name, SavedModel time / variant time) pairs.
+
+    Times are medians over the quiet rounds (others used < QUIET of the CPUs)
+    when there are at least MIN_QUIET of them, else over all rounds.
+    """
+    quiet = [i for i, share in enumerate(busy) if share < QUIET]
+    rounds = quiet if len(quiet) >= MIN_QUIET else list(range(len(busy)))
+    source = "quiet rounds" if rounds is quiet else "all rounds (too few quiet)"
+
+    def median(variant):
+        return statistics.median(variant.times[i] for i in rounds)
+
+    baseline = median(next(v for v in variants if v.name == "savedmodel"))
+    print(
+        f"\n{model_name}  ({len(busy)} rounds in {seconds:.0f} s, {len(quiet)} quiet; other processes used"
+        f" {statistics.median(busy):.0%} of the CPUs (median round); times from {source})"
+    )
+    header = f"{'variant':<28} {'median ms':>9} {'min ms':>8} {'max ms':>8} {'calls/s':>8} {'MB':>6} {'xnnpack':>8}"
+    print(f"{header} {'max|diff|':>9} {'vs SavedModel':>13}")
     for v in variants:
-        median = statistics.median(v.times)
-        rate = len(v.times) / sum(v.times)
+        times = [v.times[i] for i in rounds]
         size = f"{v.size_mb:.1f}" if v.size_mb is not None else "-"
         whole = {None: "-", True: "all", False: "partial"}[v.whole_xnnpack]
         print(
-            f"{v.name:<28} {median * 1e3:>9.2f} {min(v.times) * 1e3:>8.2f} {max(v.times) * 1e3:>8.2f} {rate:>8.1f}"
-            f" {size:>6} {whole:>8} {v.max_diff:>9.1e} {baseline / median:>13.2f}"
+            f"{v.name:<28} {median(v) * 1e3:>9.2f} {min(times) * 1e3:>8.2f} {max(times) * 1e3:>8.2f}"
+            f" {len(times) / sum(times):>8.1f} {size:>6} {whole:>8} {v.max_diff:>9.1e} {baseline / median(v):>13.2f}"
         )
     files = {v.name.rsplit("_", 1)[0]: v.op_types for v in variants if v.op_types}
     for name, ops in files.items():
         print(f"  {name} ops: {' '.join(ops)}")
-    return [(f"{model_name}_{v.name}", baseline / statistics.median(v.times)) for v in variants if v.name != "savedmodel"]
+    return [(f"{model_name}_{v.name}", baseline / median(v)) for v in variants if v.name != "savedmodel"]
 
 
 def main(argv):
@@ -252,13 +278,12 @@ def main(argv):
     for model_name, build in jobs:
         print(f"[{model_name}: building, converting, warming up]", file=sys.stderr, flush=True)
         variants = build()
-        start, before = time.perf_counter(), cpu_snapshot()
-        measure(variants)
-        busy, seconds = others_busy(before, cpu_snapshot()), time.perf_counter() - start
-        ratios += print_table(model_name, variants, busy, seconds)
+        start = time.perf_counter()
+        busy = measure(variants)
+        ratios += print_table(model_name, variants, busy, time.perf_counter() - start)
         sys.stdout.flush()
     print(
-        "\nmedian ms: median over rounds of one batch-1 call (set input, run, read outputs); calls/s: timed calls"
+        "\nmedian ms: median over the rounds used of one batch-1 call (set input, run, read outputs); calls/s: timed calls"
         " / their total time; MB: .tflite size; xnnpack: whether ai_edge_litert's XNNPACK delegate takes the whole"
         " graph; max|diff|: largest difference from Keras' outputs on the same input; vs SavedModel: SavedModel"
         " median / variant median."
