@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from export import inputs, report, saved_model, tflite
 from export.edge import EdgeModel, float_ops, op_table
+from export.folders import unwritable_reason
 from export.model_file import ExportError, has_encoder, load_trained_model
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
@@ -33,15 +34,11 @@ def parse_formats(text):
 def check_out(out):
     """ExportError unless `out` is new, empty or an earlier export, in a folder that can be written."""
     out = os.path.abspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ExportError(f"{out}: exists and is not a folder")
+    problem = unwritable_reason(out)
+    if problem:
+        raise ExportError(f"{out}: cannot be written ({problem})")
     if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, report.JSON_NAME)):
         raise ExportError(f"{out}: holds other files; give a new or empty folder, or an earlier export to replace")
-    ancestor = os.path.dirname(out)
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ExportError(f"{out}: cannot be written ({ancestor} is not a writable folder)")
 
 
 def staging_folder(out):
