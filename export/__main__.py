@@ -39,7 +39,7 @@ def main(argv):
         result = export_model(
             FLAGS.model, FLAGS.out, formats, data_dir=FLAGS.data_dir,
             calibration_samples=FLAGS.calibration_samples, parity_samples=FLAGS.parity_samples, seed=FLAGS.seed,
-            progress=ProgressCounter("export", "steps"),
+            progress=ProgressCounter("export", "files"),
         )
     except (ExportError, DataError) as error:
         fail(str(error))

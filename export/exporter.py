@@ -71,40 +71,38 @@ def _size(path):
 
 
 class FixedInputs:
-    """The parity batch and the int8 calibration inputs of one export."""
+    """The parity batch (prior z, photos) and the int8 calibration inputs of one export."""
 
     def __init__(self, model, data_dir, calibration_samples, parity_samples, seed, int8):
         self.z = inputs.prior_latents(model, parity_samples, seed)
-        calibration_z = inputs.prior_latents(model, calibration_samples, seed + 1)
+        self.calibration_z = inputs.prior_latents(model, calibration_samples, seed + 1)
         self.photos = self.pixels = self.calibration_pixels = None
-        if not has_encoder(model):
-            self.parity_text = f"{parity_samples} prior z"
-            self.calibration_text = f"{calibration_samples} prior z (a 3D-GAN's records hold no z)"
-        elif data_dir:
-            photos = inputs.record_photos(data_dir, model, parity_samples + calibration_samples)
-            self.photos = photos[:parity_samples]
-            self.parity_text = f"{parity_samples} prior z and the first {len(self.photos)} training photos of {data_dir}"
-            calibration_photos = photos[parity_samples:] or photos
-            if int8:
-                self.calibration_pixels = inputs.decode_photos(calibration_photos, model.image_size)
-                means, _ = model.encoder(self.calibration_pixels, training=False)
-                calibration_z = np.concatenate([calibration_z, keras.ops.convert_to_numpy(means)])
-            self.calibration_text = (
-                f"encoder and reconstruct: {len(calibration_photos)} training photos of {data_dir}; "
-                f"generator: {calibration_samples} prior z and those photos' encoder means"
-            )
-        else:
+        self.parity_text = f"{parity_samples} prior z"
+        self.calibration_text = f"generator: {calibration_samples} prior z" if int8 else ""
+        if has_encoder(model):
+            self._add_photos(model, data_dir, calibration_samples, parity_samples, seed, int8)
+
+    def _add_photos(self, model, data_dir, calibration_samples, parity_samples, seed, int8):
+        if not data_dir:
             if int8:
                 raise ExportError("--data_dir: tflite_int8 of a 3D-VAE-GAN calibrates on training photos; "
                                   "give the folder of the training records")
             self.photos = inputs.noise_photos(model.image_size, parity_samples, seed)
-            self.parity_text = f"{parity_samples} prior z and {parity_samples} noise images (no --data_dir given)"
-            self.calibration_text = ""
-        if self.photos is not None:
-            self.pixels = inputs.decode_photos(self.photos, model.image_size)
-        self.calibration_z = calibration_z
-        if not int8:
-            self.calibration_text = ""
+            self.parity_text += f" and {parity_samples} noise images (no --data_dir given)"
+        else:
+            photos = inputs.record_photos(data_dir, model, parity_samples + calibration_samples)
+            self.photos = photos[:parity_samples]
+            self.parity_text += f" and the first {len(self.photos)} training photos of {data_dir}"
+            if int8:
+                calibration_photos = photos[parity_samples:] or photos
+                self.calibration_pixels = inputs.decode_photos(calibration_photos, model.image_size)
+                means, _ = model.encoder(self.calibration_pixels, training=False)
+                self.calibration_z = np.concatenate([self.calibration_z, keras.ops.convert_to_numpy(means)])
+                self.calibration_text = (
+                    f"encoder and reconstruct: {len(calibration_photos)} training photos of {data_dir}; "
+                    f"generator: {calibration_samples} prior z and those photos' encoder means"
+                )
+        self.pixels = inputs.decode_photos(self.photos, model.image_size)
 
 
 class KerasReference:
@@ -180,43 +178,48 @@ def _write(path, content):
         handle.write(content)
 
 
+def write_formats(model, staging, formats, fixed, reference, progress=None):
+    """Writes and checks every requested format in `staging`; returns the report entries."""
+    tflite_formats = [f for f in formats if f in tflite.QUANTIZATIONS]
+    steps = ["saved_model"] * ("saved_model" in formats) + [
+        (kind, f) for kind in tflite.kinds(model) for f in tflite_formats
+    ]
+    entries = []
+    if "saved_model" in formats:
+        path = os.path.join(staging, SAVED_MODEL_DIR)
+        saved_model.write_saved_model(model, path)
+        entries += check_saved_model(model, path, fixed, reference)
+        if progress:
+            progress(1, len(steps))
+    calibration = {"generator": fixed.calibration_z, "encoder": fixed.calibration_pixels,
+                   "reconstruct": fixed.calibration_pixels}
+    for kind in tflite.kinds(model) if tflite_formats else ():
+        kind_saved_model = os.path.join(staging, f".{kind}_saved_model")
+        tflite.write_saved_model(model, kind, kind_saved_model)
+        for export_format in tflite_formats:
+            path = os.path.join(staging, tflite.file_name(kind, export_format))
+            _write(path, tflite.convert(kind_saved_model, export_format, calibration[kind]))
+            entries.append(check_tflite(path, kind, export_format, fixed, reference))
+            if progress:
+                progress(steps.index((kind, export_format)) + 1, len(steps))
+        shutil.rmtree(kind_saved_model)
+    return entries
+
+
 def export_model(model_path, out, formats, data_dir=None, calibration_samples=100, parity_samples=8, seed=0,
                  progress=None):
     """Writes the requested formats of the model at `model_path` and their report into `out`; returns the report.
 
     Raises ExportError (or keras_vaegan.data.DataError for unusable records) before anything is written
-    to `out`; on any failure the staging folder is removed.
+    to `out`; on any failure the staging folder is removed. `progress(done, total)` follows the files.
     """
     check_out(out)
     model = load_trained_model(model_path)
     fixed = FixedInputs(model, data_dir, calibration_samples, parity_samples, seed, "tflite_int8" in formats)
     reference = KerasReference(model, fixed)
-    tflite_formats = [f for f in formats if f in tflite.QUANTIZATIONS]
-    total = ("saved_model" in formats) + len(tflite_formats) * len(tflite.kinds(model))
-    done = 0
     staging = staging_folder(out)
     try:
-        entries = []
-        if "saved_model" in formats:
-            path = os.path.join(staging, SAVED_MODEL_DIR)
-            saved_model.write_saved_model(model, path)
-            entries += check_saved_model(model, path, fixed, reference)
-            done += 1
-            if progress:
-                progress(done, total)
-        calibration = {"generator": fixed.calibration_z, "encoder": fixed.calibration_pixels,
-                       "reconstruct": fixed.calibration_pixels}
-        for kind in tflite.kinds(model) if tflite_formats else ():
-            kind_saved_model = os.path.join(staging, f".{kind}_saved_model")
-            tflite.write_saved_model(model, kind, kind_saved_model)
-            for export_format in tflite_formats:
-                path = os.path.join(staging, tflite.file_name(kind, export_format))
-                _write(path, tflite.convert(kind_saved_model, export_format, calibration[kind]))
-                entries.append(check_tflite(path, kind, export_format, fixed, reference))
-                done += 1
-                if progress:
-                    progress(done, total)
-            shutil.rmtree(kind_saved_model)
+        entries = write_formats(model, staging, formats, fixed, reference, progress)
         result = {
             "model": os.path.abspath(model_path),
             "model_type": "3D-VAE-GAN" if has_encoder(model) else "3D-GAN",
