@@ -9,7 +9,8 @@ Inputs and outputs (R = resolution, S = image size, L = latent size):
 Occupancy is a probability per voxel, grids indexed [x, y, z] with z up. `z` of the
 reconstructions is the encoder's posterior mean (no sampling at inference).
 `features` are D's four intermediate feature maps, each max-pooled over space and
-concatenated (F = 15 * R), the paper's shape descriptor.
+concatenated (F = 15 * R): a shape descriptor after the paper's, which max-pools D's
+layers for a linear classifier. `serving_default` is `generate`.
 """
 
 import keras
@@ -18,20 +19,18 @@ import tensorflow as tf
 from export.model_file import has_encoder
 from keras_vaegan.data import decode_image
 
-SIGNATURES = ("generate", "sample", "reconstruct", "reconstruct_pixels", "discriminate")
+
+def latent_spec(model):
+    return tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
 
 
-def latent_spec(model, batch=None):
-    return tf.TensorSpec([batch, model.latent_dim], tf.float32, name="z")
+def pixels_spec(model):
+    return tf.TensorSpec([None, model.image_size, model.image_size, 3], tf.float32, name="pixels")
 
 
-def pixels_spec(model, batch=None):
-    return tf.TensorSpec([batch, model.image_size, model.image_size, 3], tf.float32, name="pixels")
-
-
-def voxels_spec(model, batch=None):
+def voxels_spec(model):
     size = model.resolution
-    return tf.TensorSpec([batch, size, size, size, 1], tf.float32, name="voxels")
+    return tf.TensorSpec([None, size, size, size, 1], tf.float32, name="voxels")
 
 
 def prior_latent(model, batch_size, seed):
@@ -97,8 +96,6 @@ def write_archive(models, named_endpoints, path):
 
 
 def write_saved_model(model, path):
-    """The serving SavedModel of a GAN3D / VAEGAN3D at `path` (a new folder); returns the signature names."""
-    named = endpoints(model)
+    """The serving SavedModel of a GAN3D / VAEGAN3D at `path` (a new folder)."""
     models = [model.generator, model.discriminator] + ([model.encoder] if has_encoder(model) else [])
-    write_archive(models, named, path)
-    return sorted(named)
+    write_archive(models, endpoints(model), path)
