@@ -17,6 +17,7 @@ from export import inputs, report, saved_model, tflite
 from export.edge import EdgeModel, float_ops, op_table
 from export.folders import unwritable_reason
 from export.model_file import ExportError, has_encoder, load_trained_model
+from export.xnnpack_generator import runs_entirely_on_xnnpack
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SAVED_MODEL_DIR = "saved_model"
@@ -167,7 +168,7 @@ def check_tflite(path, kind, export_format, fixed, reference):
         actual = np.stack([edge.run(pixels)["occupancy"] for pixels in fixed.pixels])
         measured = report.parity(reference.reconstruction[..., 0], actual)
     table = op_table(path)
-    extra = {"kind": kind, "ops": table}
+    extra = {"kind": kind, "ops": table, "xnnpack_whole_graph": runs_entirely_on_xnnpack(path)}
     if export_format == "tflite_int8":
         extra["float_ops"] = float_ops(table)
     return _entry(os.path.basename(path), export_format, os.path.getsize(path), measured, **extra)

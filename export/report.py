@@ -54,6 +54,7 @@ def _ops(entry):
     text = ", ".join(f"{name}×{op['count']}" for name, op in entry["ops"].items())
     if entry.get("float_ops") is not None:
         text += f"; in float32: {', '.join(entry['float_ops']) or 'none'}"
+    text += "; XNNPACK runs the whole graph" if entry["xnnpack_whole_graph"] else "; XNNPACK runs part of the graph"
     return text
 
 

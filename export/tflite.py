@@ -11,6 +11,7 @@ makes them; occupancy is a probability per voxel, grid [x, y, z] with z up.
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from export.model_file import has_encoder
 from export.xnnpack_generator import tflite_from_saved_model, xnnpack_friendly_generator
@@ -48,8 +49,14 @@ def batch_one_model(model, kind):
 
 
 def write_saved_model(model, kind, path):
-    """The batch-one SavedModel of one kind at `path`, which every quantization converts from."""
-    batch_one_model(model, kind).export(path, format="tf_saved_model", verbose=False)
+    """The batch-one SavedModel of one kind at `path`, which every quantization converts from.
+
+    The signature is given explicitly: by default Keras exports a free batch size, and the
+    encoder's Flatten then leaves SHAPE/PACK ops that XNNPACK does not take.
+    """
+    batch_one = batch_one_model(model, kind)
+    signature = [tf.TensorSpec(spec.shape, spec.dtype, name=spec.name) for spec in batch_one.inputs]
+    batch_one.export(path, format="tf_saved_model", verbose=False, input_signature=signature)
 
 
 def convert(saved_model, export_format, calibration=None):

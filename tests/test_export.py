@@ -121,8 +121,10 @@ def test_float16_iou_and_int8_iou_are_reported(exported):
 
 def test_op_types_are_listed_and_int8_files_name_their_float_ops(exported):
     _, _, out, report = exported
-    for entry in entries(report, "tflite_fp32"):
+    for entry in entries(report, "tflite_fp32") + entries(report, "tflite_fp16"):
         assert "CONV_3D_TRANSPOSE" not in entry["ops"]  # the XNNPACK-friendly generator
+        assert "SHAPE" not in entry["ops"]  # a fixed batch of one
+        assert entry["xnnpack_whole_graph"] is True, entry["file"]
     generator = {e["kind"]: e for e in entries(report, "tflite_fp32")}["generator"]
     assert "TRANSPOSE_CONV" in generator["ops"]
     for entry in entries(report, "tflite_int8"):
