@@ -15,6 +15,10 @@ from export.xnnpack_generator import (
 from keras_vaegan.generator import Generator
 
 LATENT = 200
+# Builtins the XNNPACK delegate takes (no CONV_3D, CONV_3D_TRANSPOSE, PACK), as the re-formulation may use them.
+XNNPACK_OPS = set(
+    "ADD CONCATENATION CONV_2D DEPTH_TO_SPACE FULLY_CONNECTED LOGISTIC PAD RESHAPE SPLIT STRIDED_SLICE TRANSPOSE_CONV".split()
+)
 
 
 def _generator(resolution, seed=0, logit_gain=1.0):
@@ -72,15 +76,16 @@ def tflite_32(generator_32):
     return convert_to_tflite(xnnpack_friendly_generator(generator_32))
 
 
+@pytest.mark.parametrize("form", ["transpose", "subpixel"])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_depth_sliced_layer_equals_conv3d_transpose_same(depth):
+def test_depth_sliced_layer_equals_conv3d_transpose_same(depth, form):
     rng = np.random.default_rng(depth)
     volume = rng.normal(size=(1, depth, 3, 2, 5)).astype("float32")
     reference = keras.layers.Conv3DTranspose(6, 4, strides=2, padding="same")
     reference.build(volume.shape)
     reference.bias.assign(rng.normal(size=6).astype("float32"))
     expected = keras.ops.convert_to_numpy(reference(volume))
-    layer = DepthSlicedConvTranspose(6, activation=None)
+    layer = DepthSlicedConvTranspose(6, activation=None, form=form)
     layer.build(volume.shape[1:])
     layer.set_weights([reference.kernel.numpy(), reference.bias.numpy()])
     got = keras.ops.convert_to_numpy(layer(volume[0]))
@@ -116,8 +121,8 @@ def test_tflite_float32_matches_keras_and_has_only_2d_ops(generator_32, tflite_3
     assert got.shape == (1, 32, 32, 32)
     assert np.abs(got - _expected(generator_32, z)).max() <= 1e-5
     ops = tflite_op_types(tflite_32)
-    assert "TRANSPOSE_CONV" in ops and "FULLY_CONNECTED" in ops
-    assert not {"CONV_3D", "CONV_3D_TRANSPOSE", "PACK"} & set(ops)
+    assert {"FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_2D", "DEPTH_TO_SPACE"} <= set(ops)
+    assert set(ops) <= XNNPACK_OPS
 
 
 def test_xnnpack_takes_the_whole_reformulated_graph(tflite_32):
