@@ -19,9 +19,9 @@ TensorFlow runs with --threads intra-op threads.
 
 All variants of a model are built and warmed up first; then every round
 calls each once, the order rotating every round, so they share the machine's
-load. Before every timed call the benchmark pauses (--pause_ms), so the
-previous variant's idle threads (TensorFlow's spin before they sleep) do not
-take CPU from it. Around every round the benchmark reads /proc/stat: a round
+load. Before every timed call the benchmark pauses (--pause_ms): without
+the pause a TFLite call measured up to 3x slower after a TensorFlow one
+(idle threads of the previous variant still spinning, we guess). Around every round the benchmark reads /proc/stat: a round
 is quiet when other processes used under 15% of the CPUs. Latency: median
 over the quiet rounds when there are at least 3 of them, else over all
 rounds (the table says which); throughput: calls per second over the same
@@ -70,7 +70,7 @@ flags.DEFINE_list("runtimes", ["tf", "litert"], "TFLite interpreters: tf (tf.lit
 flags.DEFINE_integer("calibration_samples", 8, "Representative inputs for int8 quantization.")
 flags.DEFINE_integer("latent_dim", 200, "Latent size of the generator and encoder.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and inputs.")
-flags.DEFINE_float("pause_ms", 20, "Untimed pause before every timed call, so no runtime's idle threads spin into the next.")
+flags.DEFINE_float("pause_ms", 20, "Untimed pause before every timed call (lets the previous variant's threads idle).")
 flags.DEFINE_bool("quick", False, "Smoke test: --resolutions=32 --encoder_sizes=64 --runs=3 --warmup=1 unless given.")
 
 SHORT = {"float32": "fp32", "float16": "fp16", "int8": "int8"}
