@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: set up, write the embedded synthetic furniture dataset,
-# train 3D-VAE-GAN at 32^3 for a few minutes on the CPU, and leave pictures in runs/demo/.
+# train 3D-VAE-GAN at 32^3 for a few minutes on the CPU, and leave pictures in runs/demo/;
+# then export the model (SavedModel, TFLite fp32/fp16/int8) and read a real IKEA photo
+# with the TFLite file alone (no TensorFlow in that process).
 # Rerunning resumes (or, once finished, only re-exports the pictures).
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
@@ -12,9 +14,38 @@ if [ ! -f "$DATA/classes.txt" ]; then
 fi
 python train.py --flagfile=configs/demo_32.flags --data_dir="$DATA" --model_dir="$RUN"
 
+EXPORT=$RUN/export
+# Re-export only after new training steps: a rerun of a finished run rewrites model.keras
+# with the same weights, while the checkpoint index changes only when steps were trained.
+if [ ! "$EXPORT/export_report.json" -nt "$RUN/checkpoints/checkpoint" ]; then
+  python -m export --model="$RUN/model.keras" --out="$EXPORT" \
+    --formats=saved_model,tflite_fp32,tflite_fp16,tflite_int8 --data_dir="$DATA"
+fi
+PHOTO=../shared/data/ikea-sample/Images/00000002_001.jpg  # a chair of the IKEA benchmark
+if [ ! -f "$PHOTO" ]; then
+  PHOTO=$RUN/synthetic_photo.jpg
+  echo "demo: ../shared/data/ikea-sample is not on this machine; reading a training photo of $DATA instead"
+  python - "$DATA" "$PHOTO" <<'PYTHON'
+import sys
+
+import tensorflow as tf
+
+from keras_vaegan import data
+
+first = next(iter(tf.data.TFRecordDataset(data.find_records(sys.argv[1])).take(1)))
+with open(sys.argv[2], "wb") as handle:
+    handle.write(data.decode_example(first)["image"].numpy())
+PYTHON
+fi
+python -m export.infer --model="$EXPORT/reconstruct_fp32.tflite" --image="$PHOTO" --out="$RUN/inference"
+NAME=$(basename "${PHOTO%.*}")
+
 echo
 echo "Done. Look at:"
 echo "  $DATA/preview.png          the synthetic training shapes"
 echo "  $RUN/samples.png           shapes the generator makes from random z"
 echo "  $RUN/reconstructions.png   training photos beside the shapes the encoder+generator read from them"
 echo "  tensorboard --logdir $RUN/logs   (curves and the same pictures over time)"
+echo "  $EXPORT/export_report.md   exported files: sizes, parity with Keras, TFLite op types"
+echo "  $RUN/inference/$NAME.png   the photo $PHOTO beside the shape the TFLite file read from it"
+echo "  $RUN/inference/$NAME.ply   that shape as a mesh (.npy: its occupancy grid)"
