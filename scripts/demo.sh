@@ -3,7 +3,7 @@
 # train 3D-VAE-GAN at 32^3 for a few minutes on the CPU, and leave pictures in runs/demo/;
 # then export the model (SavedModel, TFLite fp32/fp16/int8) and read a real IKEA photo
 # with the TFLite file alone (no TensorFlow in that process).
-# Rerunning resumes (or, once finished, only re-exports the pictures).
+# Rerunning resumes an unfinished run and skips every finished step.
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 
@@ -15,9 +15,8 @@ fi
 python train.py --flagfile=configs/demo_32.flags --data_dir="$DATA" --model_dir="$RUN"
 
 EXPORT=$RUN/export
-# Re-export only after new training steps: a rerun of a finished run rewrites model.keras
-# with the same weights, while the checkpoint index changes only when steps were trained.
-if [ ! "$EXPORT/export_report.json" -nt "$RUN/checkpoints/checkpoint" ]; then
+# Re-export only when the model is newer than the export (a finished run is not rewritten).
+if [ ! "$EXPORT/export_report.json" -nt "$RUN/model.keras" ]; then
   python -m export --model="$RUN/model.keras" --out="$EXPORT" \
     --formats=saved_model,tflite_fp32,tflite_fp16,tflite_int8 --data_dir="$DATA"
 fi
