@@ -24,10 +24,12 @@ def _define_flags():
     flags.DEFINE_string("input", None, "Dataset file or folder to convert.")
     flags.DEFINE_string("out", None, "Output dataset folder: <split>/*.tfrecord-*, manifest.json, report.json, classes.txt.")
     flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids written: 32 or 64.")
-    flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model).")
+    flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model); 0: voxels only.")
     flags.DEFINE_integer("image_size", 128, "shapenet/files: edge of the rendered photos in pixels.")
-    flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background photos (e.g. SUN); renders "
-                        "are composited over random crops of them. Without it, meshes are voxelized only.")
+    flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background photos (e.g. the SUN database); "
+                        "renders are composited over random crops of them (plain white without it).")
+    flags.DEFINE_enum("up_axis", "z", ["y", "z"], "files: the up axis of the meshes (ShapeNet and most OBJ "
+                      "exports: y; ModelNet: z). Fronts are taken to face -y (z up) or -z (y up).")
     flags.DEFINE_integer("seed", 0, "Seed of the render viewpoints and background crops.")
     flags.DEFINE_float("val_fraction", 0.1, "Share of models in the val split (by a hash of the model id).")
     flags.DEFINE_float("test_fraction", 0.1, "Share of models in the test split (by a hash of the model id).")
@@ -53,7 +55,7 @@ def _convert(command):
         source=command, input_path=FLAGS.input, out_dir=FLAGS.out, resolution=FLAGS.resolution, views=FLAGS.views,
         image_size=FLAGS.image_size, seed=FLAGS.seed, val_fraction=FLAGS.val_fraction,
         test_fraction=FLAGS.test_fraction, shard_mb=FLAGS.shard_mb, max_error_rate=FLAGS.max_error_rate,
-        backgrounds=FLAGS.backgrounds,
+        backgrounds=FLAGS.backgrounds, up_axis=FLAGS.up_axis,
     )
     runner = (FLAGS.runner, FLAGS.num_workers, FLAGS.direct_running_mode, FLAGS.pipeline_options)
     try:

@@ -23,7 +23,8 @@ class ConvertError(ValueError):
 def _check_settings(settings):
     checks = (
         ("--resolution", settings.resolution in (32, 64), f"{settings.resolution} is not one of 32, 64"),
-        ("--views", 1 <= settings.views <= 100, f"{settings.views} is not in [1, 100]"),
+        ("--views", 0 <= settings.views <= 100, f"{settings.views} is not in [0, 100]"),
+        ("--up_axis", settings.up_axis in ("y", "z"), f"{settings.up_axis!r} is not one of y, z"),
         ("--image_size", 32 <= settings.image_size <= 1024, f"{settings.image_size} is not in [32, 1024]"),
         ("--val_fraction", 0 <= settings.val_fraction < 1, f"{settings.val_fraction} is not in [0, 1)"),
         ("--test_fraction", 0 <= settings.test_fraction < 1 - settings.val_fraction,

@@ -33,6 +33,7 @@ class Settings:
     shard_mb: float = 64.0
     max_error_rate: float = 0.05
     backgrounds: str = ""
+    up_axis: str = "z"
 
     def fingerprint_fields(self):
         """The settings that decide the dataset's content (the output folder is not one of them)."""

@@ -4,7 +4,7 @@ import functools
 import os
 import re
 
-from data_tools.sources import Sample, Task, voxel_bytes
+from data_tools.sources import Sample, Task, stable_hash, voxel_bytes
 
 MESH_EXTENSIONS = (".obj", ".off", ".ply", ".stl")
 ARRAY_EXTENSIONS = (".npy", ".npy.gz")
@@ -46,11 +46,17 @@ def class_of(path, root):
     return class_from_name(path)
 
 
-def mesh_task(path, root, source, class_name=None):
-    """A task that voxelizes one mesh file."""
+def mesh_task(path, root, source, class_name=None, binvox="", settings=None, model_id=None):
+    """A task for one mesh file (voxelized, or voxels from `binvox` when given; rendered when
+    settings.views > 0), or for a binvox file alone (`path` = the .binvox)."""
     rel = relative(path, root)
-    return Task(source_id=f"{source}/{rel}", model_id=rel, class_name=class_name or class_of(path, root),
-                kind="mesh", paths=(path,), estimated_bytes=voxel_bytes(64))
+    renders = path.lower().endswith(MESH_EXTENSIONS) and settings is not None and settings.views > 0
+    estimate = voxel_bytes(settings.resolution if settings else 64)
+    if renders:
+        estimate = settings.views * (estimate + settings.image_size**2 // 4)
+    return Task(source_id=f"{source}/{model_id or rel}", model_id=model_id or rel, class_name=class_name or class_of(path, root),
+                kind="mesh" if path.lower().endswith(MESH_EXTENSIONS) else "binvox",
+                paths=(path, binvox) if binvox else (path,), estimated_bytes=estimate)
 
 
 def voxelize_file(path, resolution, up_axis):
@@ -59,6 +65,49 @@ def voxelize_file(path, resolution, up_axis):
 
     vertices, faces = readers.read_mesh(path)
     return meshes.voxelize_mesh(vertices, faces, resolution, up_axis=up_axis)
+
+
+def binvox_solid(path):
+    """A binvox grid with its interior filled (surface voxelizations such as *.surface.binvox)."""
+    from scipy import ndimage
+
+    from data_tools import readers
+
+    return ndimage.binary_fill_holes(readers.read_binvox(path))
+
+
+@functools.lru_cache(maxsize=4)
+def background_files(folder):
+    """The background photos of a folder (sorted, recursive)."""
+    return tuple(walk(folder, (".jpg", ".jpeg", ".png"))) if folder else ()
+
+
+def render_seed(settings, task):
+    """The seed of a model's renders: the same model gets the same pictures in any run or order."""
+    return stable_hash(f"render:{settings.seed}:{task.source_id}") % 2**32
+
+
+def mesh_samples(task, settings, up_axis):
+    """Voxels of a mesh task (from its binvox when it has one, else voxelized) and, with --views > 0,
+    that many renders of the mesh over random crops of the background photos."""
+    from data_tools import meshes, readers
+    from data_tools.validate import encode_jpeg
+
+    if task.kind == "binvox":
+        return [Sample(voxels=binvox_solid(task.paths[0]))]
+    if len(task.paths) > 1 and settings.views <= 0:
+        return [Sample(voxels=binvox_solid(task.paths[1]))]
+    vertices, faces = readers.read_mesh(task.paths[0])
+    if len(task.paths) > 1:
+        voxels = binvox_solid(task.paths[1])
+    else:
+        voxels = meshes.voxelize_mesh(vertices, faces, settings.resolution, up_axis=up_axis)
+    if settings.views <= 0:
+        return [Sample(voxels=voxels)]
+    images = meshes.render_views(vertices, faces, views=settings.views, image_size=settings.image_size,
+                                 seed=render_seed(settings, task),
+                                 backgrounds=list(background_files(settings.backgrounds)) or None, up_axis=up_axis)
+    return [Sample(voxels=voxels, image=encode_jpeg(image), view=view) for view, image in enumerate(images)]
 
 
 @functools.lru_cache(maxsize=4)

@@ -47,7 +47,7 @@ def load(task, settings):
 
     path = task.paths[0]
     if task.kind == "mesh":
-        return single(voxelize_file(path, settings.resolution, up_axis="z"))
+        return single(voxelize_file(path, settings.resolution, up_axis="z"))  # ModelNet meshes stand on z
     if task.kind == "mat":
         return single(readers.read_mat_voxels(path, field="instance"))
     return single(voxel_array(path)[max(task.index, 0)])
