@@ -1,4 +1,5 @@
-"""Triangle meshes to occupancy grids in the project convention (`[x, y, z]`, z up, front -y).
+"""Triangle meshes to occupancy grids in the project convention (`[x, y, z]`, z up, front -y),
+and to photos from random viewpoints (open3d's headless offscreen renderer).
 
 Up axes of the mesh sources, checked by voxelizing the real files in
 ../shared/data/meshes and rendering them: ModelNet OFF meshes are z up with
@@ -7,7 +8,18 @@ fronts towards -z (the birdhouse's entrance hole), so `up_axis="y"` turns them
 by the rotation (x, y, z) -> (-x, z, y).
 """
 
+import contextlib
+import ctypes
+import gc
+import glob
+import json
+import os
+import sys
+import tempfile
+import threading
+
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 UP_AXES = ("y", "z")
@@ -69,3 +81,203 @@ def voxelize_mesh(vertices, faces, resolution, up_axis="z"):
         raise ValueError(f"resolution must be positive, got {resolution}")
     vertices = normalize_mesh(to_z_up(vertices, up_axis))
     return ndimage.binary_fill_holes(surface_voxels(vertices, faces, resolution))
+
+
+# ---------------------------------------------------------------- photos of meshes
+
+PLAIN_BACKGROUND = (240, 240, 240)
+MESH_COLORS = (
+    (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),
+    (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
+)
+ELEVATION_RANGE = (5.0, 40.0)
+FIELD_OF_VIEW = 30.0  # vertical, degrees
+SUPERSAMPLE = 2
+_AMBIENT = 0.35
+
+
+class _OffscreenRenderer:
+    """One open3d OffscreenRenderer per process, reused across calls and rebuilt for a new size.
+
+    Measured on this machine (2 cores, Mesa llvmpipe through Filament's Vulkan
+    backend, headless): creating it takes 0.3-0.6 s and its first frame 0.3-0.6
+    s, later frames 0.02-0.1 s for most meshes (but 0.5-4 s for some, such as
+    the thin-tubed ModelNet chair_0001). What is needed to make it work and
+    fast here: the unlit shader with our own shading baked into vertex colors
+    (`defaultLit` frames took 5-15 s, and a second lit frame ran for over 5
+    minutes), the skybox off (2-20 s per frame with it), and post-processing,
+    shadows and ambient occlusion off (which also makes frames repeatable).
+    Filament aborts the process at exit when two renderers are alive, so the
+    old one is dropped before a new size is made; a lock keeps threads from
+    sharing it. With TensorFlow imported first, the first frame crashed the
+    process (segmentation fault): see _isolate_mesa_llvm.
+    """
+
+    _lock = threading.Lock()
+    _size = None
+    _renderer = None
+
+    @classmethod
+    def render(cls, mesh, size, eye, up):
+        """(RGB uint8 (size, size, 3) over black, coverage mask bool (size, size)) of an open3d mesh."""
+        from open3d.visualization import rendering
+
+        with cls._lock:
+            renderer = cls._get(size)
+            material = rendering.MaterialRecord()
+            material.shader = "defaultUnlit"
+            renderer.scene.add_geometry("mesh", mesh, material)
+            try:
+                renderer.setup_camera(FIELD_OF_VIEW, [0.0, 0.0, 0.0], list(eye), list(up))
+                color = np.asarray(renderer.render_to_image())
+                depth = np.asarray(renderer.render_to_depth_image())
+            finally:
+                renderer.scene.clear_geometry()
+        return color, depth < 1.0
+
+    @classmethod
+    def _get(cls, size):
+        if cls._size == size:
+            return cls._renderer
+        from open3d.visualization import rendering
+
+        if cls._renderer is not None:
+            cls._renderer, cls._size = None, None
+            gc.collect()
+        _isolate_mesa_llvm()
+        with _silenced_output() as captured:
+            try:
+                renderer = rendering.OffscreenRenderer(size, size)
+            except Exception as error:
+                raise RuntimeError(f"open3d's offscreen renderer could not start: {error}; "
+                                   f"its output: {captured.read()[-500:]}") from error
+        view = renderer.scene.view
+        view.set_post_processing(False)
+        view.set_antialiasing(False)
+        view.set_shadowing(False, rendering.View.ShadowType.PCF)
+        view.set_ambient_occlusion(False)
+        renderer.scene.show_skybox(False)
+        renderer.scene.set_background([0.0, 0.0, 0.0, 1.0])
+        cls._renderer, cls._size = renderer, size
+        return renderer
+
+
+def _isolate_mesa_llvm():
+    """Loads Mesa's software Vulkan driver (lavapipe) so it binds to its own LLVM first.
+
+    TensorFlow loads its own copy of LLVM with global symbols; lavapipe,
+    loaded later by Filament, then compiled its shaders through TensorFlow's
+    LLVM functions and crashed at the first frame. Loading the driver first
+    with RTLD_DEEPBIND (the Vulkan loader then reuses the loaded library)
+    made frames work with TensorFlow imported before open3d, as measured
+    here. Drivers found through the Vulkan ICD manifests; none found: nothing
+    to do.
+    """
+    for manifest in sorted(glob.glob("/usr/share/vulkan/icd.d/lvp_icd*.json")):
+        try:
+            with open(manifest) as f:
+                library = json.load(f)["ICD"]["library_path"]
+            ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_LOCAL | os.RTLD_DEEPBIND)
+        except (OSError, ValueError, KeyError):
+            continue  # a manifest for another architecture, or an unreadable one
+
+
+@contextlib.contextmanager
+def _silenced_output():
+    """Sends what C++ code writes to stdout and stderr into a temporary file (yielded, for errors)."""
+    with tempfile.TemporaryFile("w+") as captured:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(captured.fileno(), 1)
+            os.dup2(captured.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            captured.seek(0)
+
+
+def _camera(azimuth, elevation, distance):
+    """Eye position and up vector; azimuth 0 looks at the front (from -y), as keras_vaegan.render does."""
+    az, el = np.radians(azimuth), np.radians(elevation)
+    toward = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+    right = np.array([np.cos(az), np.sin(az), 0.0])
+    return toward, right, distance * toward
+
+
+def _shaded_mesh(corners, color, toward, right):
+    """An open3d mesh of separate triangles (F, 3, 3) with flat Lambert shading baked into vertex colors.
+
+    Two-sided: each face is lit on the side the camera sees. The light comes
+    from above and behind the viewer's left shoulder.
+    """
+    import open3d as o3d
+
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    normals *= np.where(normals @ toward < 0, -1.0, 1.0)[:, None]
+    light = 0.6 * toward - 0.5 * right + np.array([0.0, 0.0, 1.0])
+    light /= np.linalg.norm(light)
+    shade = _AMBIENT + (1 - _AMBIENT) * np.clip(normals @ light, 0.0, 1.0)
+    colors = np.repeat(shade[:, None] * (np.asarray(color) / 255.0), 3, axis=0)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(corners.reshape(-1, 3)),
+                                     o3d.utility.Vector3iVector(np.arange(corners.size // 3, dtype=np.int32).reshape(-1, 3)))
+    mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
+    return mesh
+
+
+def _background(path, rng, size):
+    """A random square crop (half to all of the shorter side) of an image, resized to size^2, float."""
+    from data_tools.readers import read_image
+
+    image = read_image(path)
+    height, width = image.shape[:2]
+    side = max(1, int(round(rng.uniform(0.5, 1.0) * min(height, width))))
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    crop = Image.fromarray(image[top : top + side, left : left + side])
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), np.float64)
+
+
+def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, up_axis="z", color=None):
+    """`views` photos (image_size, image_size, 3) uint8 of a mesh from random viewpoints.
+
+    The mesh is turned to z up and normalized as in voxelize_mesh. Viewpoints
+    (azimuth uniform in [0, 360), elevation in ELEVATION_RANGE degrees), the
+    material color (one of MESH_COLORS unless `color` is given) and the
+    background crops depend only on `seed`: the same arguments give the same
+    bytes. The camera (perspective, FIELD_OF_VIEW) is framed on the mesh's
+    bounding sphere. Rendered with open3d's headless OffscreenRenderer (see
+    _OffscreenRenderer) at SUPERSAMPLE times the size, flat-shaded, then
+    box-filtered and composited over a random square crop of a random image
+    from `backgrounds` (paths, read with readers.read_image), or over
+    PLAIN_BACKGROUND when None.
+    """
+    if views < 1 or image_size < 8:
+        raise ValueError(f"need views >= 1 and image_size >= 8, got {views} and {image_size}")
+    if backgrounds is not None and not len(backgrounds):
+        raise ValueError("backgrounds is an empty list (give None for a plain background)")
+    corners = normalize_mesh(to_z_up(vertices, up_axis))[np.asarray(faces)]
+    distance = np.linalg.norm(corners.reshape(-1, 3), axis=1).max() / np.sin(np.radians(FIELD_OF_VIEW / 2))
+    rng = np.random.default_rng(seed)
+    size = image_size * SUPERSAMPLE
+    blocks = (image_size, SUPERSAMPLE, image_size, SUPERSAMPLE)
+    photos = []
+    for _ in range(views):
+        azimuth, elevation = rng.uniform(0, 360), rng.uniform(*ELEVATION_RANGE)
+        paint = color if color is not None else MESH_COLORS[rng.integers(len(MESH_COLORS))]
+        toward, right, eye = _camera(azimuth, elevation, distance)
+        up = np.cross(np.cross(toward, np.array([0.0, 0.0, 1.0])), toward)
+        pixels, mask = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, up)
+        premultiplied = (pixels * mask[..., None]).reshape(blocks + (3,)).mean(axis=(1, 3))
+        coverage = mask.reshape(blocks).mean(axis=(1, 3))[..., None]
+        if backgrounds is None:
+            background = np.asarray(PLAIN_BACKGROUND, np.float64)
+        else:
+            background = _background(backgrounds[rng.integers(len(backgrounds))], rng, image_size)
+        photo = premultiplied + (1 - coverage) * background
+        photos.append(np.clip(photo + 0.5, 0, 255).astype(np.uint8))
+    return photos

@@ -5,7 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from data_tools.meshes import normalize_mesh, surface_voxels, to_z_up, voxelize_mesh
+from PIL import Image
+
+from data_tools.meshes import (PLAIN_BACKGROUND, _OffscreenRenderer, normalize_mesh, render_views, surface_voxels,
+                               to_z_up, voxelize_mesh)
 from data_tools.readers import read_mesh
 
 MESHES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "meshes")
@@ -106,3 +109,68 @@ def test_shapenet_obj_is_turned_upright_facing_minus_y():
     front = np.nonzero(per_y)[0][:3]
     assert per_y[front].max() <= 10  # only the thin perch at the lowest y
     assert grid[:, front, :].nonzero()[2].max() < 16  # low on the house
+
+
+# ---------------------------------------------------------------- render_views
+
+
+def chair():
+    return read_mesh(os.path.join(MESHES, "modelnet-chair_0002.off"))
+
+
+def test_same_seed_same_bytes_other_seed_other_views():
+    vertices, faces = chair()
+    first = render_views(vertices, faces, views=3, image_size=32, seed=7)
+    again = render_views(vertices, faces, views=3, image_size=32, seed=7)
+    other = render_views(vertices, faces, views=3, image_size=32, seed=8)
+    assert len(first) == 3 and all(p.shape == (32, 32, 3) and p.dtype == np.uint8 for p in first)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
+    assert not any(np.array_equal(a, b) for a, b in zip(first, other))
+    assert not np.array_equal(first[0], first[1])  # views differ from each other
+
+
+def test_the_renderer_is_made_once_and_remade_only_for_a_new_size():
+    vertices, faces = chair()
+    render_views(vertices, faces, views=1, image_size=32, seed=0)
+    made = id(_OffscreenRenderer._renderer)  # no reference: Filament aborts if an old renderer outlives a new one
+    render_views(vertices, faces, views=1, image_size=32, seed=1)
+    assert id(_OffscreenRenderer._renderer) == made
+    small = render_views(vertices, faces, views=1, image_size=24, seed=0)[0]
+    assert small.shape == (24, 24, 3) and _OffscreenRenderer._size == 24 * 2
+    assert render_views(vertices, faces, views=1, image_size=24, seed=0)[0].tobytes() == small.tobytes()
+
+
+def test_the_object_is_visible_over_a_background_image(tmp_path):
+    green = str(tmp_path / "green.png")
+    Image.new("RGB", (40, 30), (0, 200, 0)).save(green)
+    vertices, faces = chair()
+    for photo in render_views(vertices, faces, views=4, image_size=48, seed=3, backgrounds=[green],
+                              color=(220, 40, 40)):
+        np.testing.assert_array_equal(photo[[0, 0, -1, -1], [0, -1, 0, -1]], [[0, 200, 0]] * 4)
+        object_pixels = (photo[..., 0] > photo[..., 1]).mean()  # red over green
+        assert 0.1 < object_pixels < 0.8
+
+
+def test_plain_background_without_images_and_random_crops_of_real_photos():
+    vertices, faces = chair()
+    plain = render_views(vertices, faces, views=2, image_size=32, seed=0)
+    for photo in plain:
+        np.testing.assert_array_equal(photo[0, 0], PLAIN_BACKGROUND)
+    photos = os.path.join(MESHES, "..", "ikea-sample", "Images")
+    paths = [os.path.join(photos, name) for name in sorted(os.listdir(photos))[:5]]
+    over_photos = render_views(vertices, faces, views=2, image_size=32, seed=0, backgrounds=paths)
+    assert all((photo[0, 0] != PLAIN_BACKGROUND).any() for photo in over_photos)
+
+
+def test_a_mesh_tall_along_its_up_axis_looks_tall():
+    vertices, faces = box((1, 3, 1))
+    for photo in render_views(vertices, faces, views=4, image_size=48, seed=0, up_axis="y"):
+        rows, columns = np.nonzero((photo != PLAIN_BACKGROUND).any(axis=-1))
+        assert np.ptp(rows) > 1.5 * np.ptp(columns)
+
+
+@pytest.mark.parametrize("arguments", [dict(views=0), dict(image_size=4), dict(backgrounds=[])])
+def test_render_views_rejects_bad_arguments(arguments):
+    vertices, faces = box((1, 1, 1))
+    with pytest.raises(ValueError):
+        render_views(vertices, faces, **{**dict(views=1, image_size=32, seed=0), **arguments})
