@@ -6,9 +6,11 @@ manifest.json. Rerunning an interrupted command resumes: finished shards are kep
 """
 
 import collections
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import threading
 
 from data_tools import manifest, pipeline, sources
@@ -77,7 +79,7 @@ def _watch_progress(staging, total, stream, stop):
 
 
 def _run_pipeline(todo, settings, class_ids, staging, runner_options):
-    log_path = os.path.join(staging, "beam.log")
+    log_path = os.path.join(tempfile.gettempdir(), f"keras-vaegan-beam-{os.path.basename(staging)}.log")
     stop = threading.Event()
     with pipeline.beam_output_to(log_path) as terminal:
         options = pipeline.pipeline_options(*runner_options)
@@ -92,6 +94,8 @@ def _run_pipeline(todo, settings, class_ids, staging, runner_options):
             stop.set()
             watcher.join()
         print(f"convert: {len(todo)}/{len(todo)} samples (100%)", file=terminal, flush=True)
+    with contextlib.suppress(OSError):
+        os.remove(log_path)
 
 
 def _cause(error):

@@ -86,9 +86,10 @@ class _Progress:
         if folder and now - self.written > 0.5:
             self.written = now
             path = os.path.join(folder, f"{os.getpid()}")
-            with open(f"{path}.tmp", "w") as file:
-                file.write(str(self.count))
-            os.replace(f"{path}.tmp", path)
+            with contextlib.suppress(OSError):  # a worker on another machine has no such folder
+                with open(f"{path}.tmp", "w") as file:
+                    file.write(str(self.count))
+                os.replace(f"{path}.tmp", path)
 
 
 _PROGRESS = _Progress()
@@ -178,8 +179,9 @@ def write_shard(grouped, staging):
             "sources": hashes,
         }
         write_json(f"{stem}.json", sidecar)
-    except OSError as error:
-        raise OSError(error.errno, f"{shard}: {error.strerror or first_line(error)} while writing the shard") from None
+    except Exception as error:  # TensorFlow reports a full disk as ResourceExhaustedError, not OSError
+        reason = getattr(error, "strerror", None) or first_line(error).rsplit("; ", 1)[-1]
+        raise OSError(f"{shard}: {reason} while writing the shard") from None
     return f"{stem}.json"
 
 
