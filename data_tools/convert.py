@@ -14,6 +14,7 @@ import tempfile
 import threading
 
 from data_tools import manifest, pipeline, sources
+from data_tools.sources.common import background_files
 from keras_vaegan.config import first_line
 from keras_vaegan.data import SCHEMA_VERSION
 
@@ -46,6 +47,8 @@ def _check_settings(settings):
         raise ConvertError("--out: no output directory given")
     if settings.backgrounds and not os.path.isdir(settings.backgrounds):
         raise ConvertError(f"{settings.backgrounds}: not a directory (--backgrounds)")
+    if settings.backgrounds and not background_files(settings.backgrounds):
+        raise ConvertError(f"{settings.backgrounds}: holds no .jpg, .jpeg or .png photos (--backgrounds)")
 
 
 def _prepare_staging(staging, digest):

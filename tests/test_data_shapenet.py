@@ -89,8 +89,31 @@ def test_v1_layout_and_a_single_synset_folder(tmp_path):
     assert found["layout"] == "ShapeNetCore v1" and found["classes"] == ["table"] and found["records"] == 2
 
 
+def test_backgrounds_folder_without_photos_is_an_error(core_v2, tmp_path):
+    (tmp_path / "sun").mkdir()
+    with pytest.raises(ConvertError, match=r"sun: holds no .jpg, .jpeg or .png photos \(--backgrounds\)"):
+        run(core_v2, tmp_path / "out", views=1, backgrounds=str(tmp_path / "sun"))
+
+
 def test_folder_without_synsets_is_a_layout_error(tmp_path):
     (tmp_path / "meshes").mkdir()
     shutil.copy(OBJ, tmp_path / "meshes")
     with pytest.raises(ConvertError, match=r"no ShapeNetCore models found; expected ShapeNetCore v2 \(<synset>"):
         run(tmp_path / "meshes", tmp_path / "out")
+
+
+def test_renders_over_backgrounds_are_deterministic(tmp_path):
+    root = tmp_path / "ShapeNetCore.v2"
+    place(OBJ, root / "02843684" / "1b73f96cf598ef492cba66dc6aeabcd4" / "models" / "model_normalized.obj")
+    backgrounds = os.path.join(SHARED, "ikea-sample", "Images")
+    images = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        found, _ = run(root, tmp_path / name, views=2, image_size=64, backgrounds=backgrounds, seed=seed)
+        assert found["records"] == 2
+        records = by_source_id(tmp_path / name, found)
+        assert sorted(records) == [f"shapenet/02843684/1b73f96cf598ef492cba66dc6aeabcd4/view{v:02d}" for v in (0, 1)]
+        images[name] = [records[key]["image"].numpy() for key in sorted(records)]
+    assert images["a"] == images["b"]
+    assert images["a"] != images["c"] and images["a"][0] != images["a"][1]
+    photo = tf.io.decode_jpeg(images["a"][0]).numpy()
+    assert photo.shape == (64, 64, 3) and photo.std() > 20
