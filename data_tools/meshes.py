@@ -99,11 +99,12 @@ _AMBIENT = 0.35
 class _OffscreenRenderer:
     """One open3d OffscreenRenderer per process, reused across calls and rebuilt for a new size.
 
-    Measured on this machine (2 cores, Mesa llvmpipe through Filament's Vulkan
-    backend, headless): creating it takes 0.3-0.6 s and its first frame 0.3-0.6
-    s, later frames 0.02-0.1 s for most meshes (but 0.5-4 s for some, such as
-    the thin-tubed ModelNet chair_0001). What is needed to make it work and
-    fast here: the unlit shader with our own shading baked into vertex colors
+    Measured on this machine (2 cores shared with other jobs, Mesa llvmpipe
+    through Filament's Vulkan backend, headless): creating it takes 0.3-0.6 s
+    and its first frame 0.3-0.6 s. A view (color and depth frames) of the real
+    meshes took 0.1-0.3 s of CPU time, but 3 s for ModelNet chair_0001 (thin
+    tubes of many sliver triangles; 12 s of wall time with the machine
+    loaded). What is needed to make it work and fast here: the unlit shader with our own shading baked into vertex colors
     (`defaultLit` frames took 5-15 s, and a second lit frame ran for over 5
     minutes), the skybox off (2-20 s per frame with it), and post-processing,
     shadows and ambient occlusion off (which also makes frames repeatable).
@@ -202,7 +203,10 @@ def _silenced_output():
 
 
 def _camera(azimuth, elevation, distance):
-    """Eye position and up vector; azimuth 0 looks at the front (from -y), as keras_vaegan.render does."""
+    """Unit vectors towards the camera and to screen right, and the eye position.
+
+    Azimuth 0 looks at the front (from -y), as keras_vaegan.render does.
+    """
     az, el = np.radians(azimuth), np.radians(elevation)
     toward = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
     right = np.array([np.cos(az), np.sin(az), 0.0])
@@ -270,8 +274,7 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
         azimuth, elevation = rng.uniform(0, 360), rng.uniform(*ELEVATION_RANGE)
         paint = color if color is not None else MESH_COLORS[rng.integers(len(MESH_COLORS))]
         toward, right, eye = _camera(azimuth, elevation, distance)
-        up = np.cross(np.cross(toward, np.array([0.0, 0.0, 1.0])), toward)
-        pixels, mask = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, up)
+        pixels, mask = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, (0, 0, 1))
         premultiplied = (pixels * mask[..., None]).reshape(blocks + (3,)).mean(axis=(1, 3))
         coverage = mask.reshape(blocks).mean(axis=(1, 3))[..., None]
         if backgrounds is None:
