@@ -101,10 +101,11 @@ class _OffscreenRenderer:
 
     Measured on this machine (2 cores shared with other jobs, Mesa llvmpipe
     through Filament's Vulkan backend, headless): creating it takes 0.3-0.6 s
-    and its first frame 0.3-0.6 s. A view (color and depth frames) of the real
-    meshes took 0.1-0.3 s of CPU time, but 3 s for ModelNet chair_0001 (thin
-    tubes of many sliver triangles; 12 s of wall time with the machine
-    loaded). What is needed to make it work and fast here: the unlit shader with our own shading baked into vertex colors
+    and its first frame 0.3-0.6 s. A view (then a color and a depth frame) of
+    the real meshes took 0.1-0.3 s of CPU time, but 0.35-3 s for ModelNet
+    chair_0001 (thin tubes of sliver triangles; 12 s of wall time with the
+    machine loaded); a depth frame costs as much as a color frame, so views
+    now take one frame. What is needed to make it work and fast here: the unlit shader with our own shading baked into vertex colors
     (`defaultLit` frames took 5-15 s, and a second lit frame ran for over 5
     minutes), the skybox off (2-20 s per frame with it), and post-processing,
     shadows and ambient occlusion off (which also makes frames repeatable).
@@ -120,7 +121,10 @@ class _OffscreenRenderer:
 
     @classmethod
     def render(cls, mesh, size, eye, up):
-        """(RGB uint8 (size, size, 3) over black, coverage mask bool (size, size)) of an open3d mesh."""
+        """RGB uint8 (size, size, 3) of an open3d mesh over black (pure black only off the mesh).
+
+        The mask comes from the color frame, not from a depth frame, which cost as much again.
+        """
         from open3d.visualization import rendering
 
         with cls._lock:
@@ -130,11 +134,9 @@ class _OffscreenRenderer:
             renderer.scene.add_geometry("mesh", mesh, material)
             try:
                 renderer.setup_camera(FIELD_OF_VIEW, [0.0, 0.0, 0.0], list(eye), list(up))
-                color = np.asarray(renderer.render_to_image())
-                depth = np.asarray(renderer.render_to_depth_image())
+                return np.asarray(renderer.render_to_image())
             finally:
                 renderer.scene.clear_geometry()
-        return color, depth < 1.0
 
     @classmethod
     def _get(cls, size):
@@ -227,7 +229,8 @@ def _shaded_mesh(corners, color, toward, right):
     light = 0.6 * toward - 0.5 * right + np.array([0.0, 0.0, 1.0])
     light /= np.linalg.norm(light)
     shade = _AMBIENT + (1 - _AMBIENT) * np.clip(normals @ light, 0.0, 1.0)
-    colors = np.repeat(shade[:, None] * (np.asarray(color) / 255.0), 3, axis=0)
+    # At least 2/255 in every channel: pure black marks the background (unlit output is linear, 0.5 -> 128).
+    colors = np.repeat(np.maximum(shade[:, None] * (np.asarray(color) / 255.0), 2 / 255), 3, axis=0)
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(corners.reshape(-1, 3)),
                                      o3d.utility.Vector3iVector(np.arange(corners.size // 3, dtype=np.int32).reshape(-1, 3)))
     mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
@@ -274,7 +277,8 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
         azimuth, elevation = rng.uniform(0, 360), rng.uniform(*ELEVATION_RANGE)
         paint = color if color is not None else MESH_COLORS[rng.integers(len(MESH_COLORS))]
         toward, right, eye = _camera(azimuth, elevation, distance)
-        pixels, mask = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, (0, 0, 1))
+        pixels = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, (0, 0, 1))
+        mask = pixels.max(axis=-1) > 0
         premultiplied = (pixels * mask[..., None]).reshape(blocks + (3,)).mean(axis=(1, 3))
         coverage = mask.reshape(blocks).mean(axis=(1, 3))[..., None]
         if backgrounds is None:
