@@ -153,7 +153,7 @@ def _finalize(settings, layout, classes, sidecars, staging, print_, report):
         "fingerprint": print_, "schema_version": SCHEMA_VERSION, "tool": "keras-vaegan data_tools",
         "tool_version": manifest.tool_version(), "settings": dict(settings.fingerprint_fields(), input_path=root),
         "layout": layout, "resolution": settings.resolution,
-        "native_resolution": 20 if settings.source == "ikea" else None,
+        "native_resolutions": sorted({n for side in sidecars.values() for n in side["native_resolutions"]}),
         "classes": classes,
         "counts": {split: dict(sorted(counts[split].items())) for split in pipeline.SPLITS},
         "records": sum(sum(c.values()) for c in counts.values()), "skipped": report["samples_skipped"],

@@ -109,8 +109,9 @@ def _contact_sheet(picked, out_path):
 def summary(found):
     """Readable lines of a manifest."""
     settings = found.get("settings", {})
+    natives = "".join(f", native {n}^3 kept" for n in found.get("native_resolutions", []))
     lines = [f"dataset: {settings.get('source')} ({found.get('layout')}) from {settings.get('input_path')}",
-             f"resolution {found['resolution']}^3, schema {found['schema_version']}, "
+             f"resolution {found['resolution']}^3{natives}, schema {found['schema_version']}, "
              f"tool {found.get('tool_version')}, {found['records']} records, {found.get('skipped', 0)} skipped"]
     for split, counts in found["counts"].items():
         per_class = ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"

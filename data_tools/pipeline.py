@@ -108,8 +108,10 @@ def _records(task, settings, class_id):
         if sample.image:
             validate.check_image(sample.image)
         source_id = task.source_id if sample.view < 0 else f"{task.source_id}/view{sample.view:02d}"
-        yield source_id, encode_example(voxels, image=sample.image, class_name=task.class_name, class_id=class_id,
-                                        source_id=source_id, native_voxels=sample.native_voxels)
+        native = 0 if sample.native_voxels is None else len(sample.native_voxels)
+        yield source_id, native, encode_example(voxels, image=sample.image, class_name=task.class_name,
+                                                class_id=class_id, source_id=source_id,
+                                                native_voxels=sample.native_voxels)
 
 
 def convert_task(item, settings, class_ids, progress_dir):
@@ -117,10 +119,14 @@ def convert_task(item, settings, class_ids, progress_dir):
     key, task = item
     entries = []
     try:
-        entries += [(key, ("record", source_id, data, task.class_name))
-                    for source_id, data in _records(task, settings, class_ids[task.class_name])]
+        entries += [(key, ("record", source_id, data, task.class_name, native))
+                    for source_id, native, data in _records(task, settings, class_ids[task.class_name])]
     except Exception as error:  # any failure of one sample skips it, with its reason
-        entries = [(key, ("skip", task.source_id, task.image_path or task.paths[0], first_line(error, 300)))]
+        reason = first_line(error, 300)
+        files = task.paths + ((task.image_path,) if task.image_path else ())
+        photo = task.image_path if reason.startswith("image") and task.image_path else task.paths[0]
+        blamed = next((path for path in files if reason.startswith(path)), photo)
+        entries = [(key, ("skip", task.source_id, blamed, reason))]
     for path in task.paths + ((task.image_path,) if task.image_path else ()):
         with contextlib.suppress(OSError):
             entries.append((key, ("source", path, file_sha256(path))))
@@ -175,6 +181,7 @@ def write_shard(grouped, staging):
             "bytes": os.path.getsize(shard) if records else 0,
             "sha256": file_sha256(shard) if records else "",
             "classes": dict(collections.Counter(r[2] for r in records)),
+            "native_resolutions": sorted({e[4] for e in entries if e[0] == "record" and e[4]}),
             "skipped": [{"source_id": s, "path": p, "reason": r} for s, p, r in skipped],
             "sources": hashes,
         }

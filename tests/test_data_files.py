@@ -46,7 +46,8 @@ def voxels(record, resolution=32):
 @pytest.fixture
 def folder(tmp_path):
     """chair/: two real OFF chairs, the ShapeNet OBJ (no .mtl), a real binvox; toilet/: the real toilet;
-    broken/: a truncated OFF, an empty OBJ, an STL of degenerate triangles."""
+    odd/: a non-manifold OBJ; broken/: a truncated OFF and binvox, an empty OBJ, an STL of degenerate
+    triangles."""
     root = tmp_path / "meshes"
     for name, target in [("modelnet-chair_0001.off", "chair/a.off"), ("modelnet-chair_0002.off", "chair/b.off"),
                          ("shapenet-model_normalized.obj", "chair/c.obj"), ("modelnet-toilet_0001.off", "toilet/t.off")]:
@@ -57,6 +58,11 @@ def folder(tmp_path):
     text = open(os.path.join(MESHES, "modelnet-chair_0002.off")).read()
     (root / "broken" / "cut.off").write_text(text[: len(text) // 2])
     (root / "broken" / "empty.obj").write_text("")
+    binvox = open(os.path.join(SHARED, "binvox", "8a85.binvox"), "rb").read()
+    (root / "broken" / "short.binvox").write_bytes(binvox[: len(binvox) - 101])
+    (root / "odd").mkdir()
+    (root / "odd" / "fin.obj").write_text(  # a tetrahedron with a fin: three faces on one edge (non-manifold)
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nv 1 1 1\nf 1 3 2\nf 1 2 4\nf 2 3 4\nf 3 1 4\nf 1 2 5\n")
     (root / "broken" / "flat.stl").write_text(
         "solid flat\n" + "".join(
             f"facet normal 0 0 0\nouter loop\nvertex {i} 0 0\nvertex {i} 0 0\nvertex {i} 0 0\nendloop\nendfacet\n"
@@ -65,14 +71,14 @@ def folder(tmp_path):
 
 
 def test_folder_of_meshes_and_binvox_with_broken_files(folder, tmp_path):
-    with pytest.raises(ConvertError, match=r"3 of 8 samples failed"):
+    with pytest.raises(ConvertError, match=r"4 of 10 samples failed"):
         run("files", folder, tmp_path / "out")
     found, _ = run("files", folder, tmp_path / "out", max_error_rate=0.5)
-    assert found["classes"] == ["broken", "chair", "toilet"]
-    assert found["counts"]["train"] == {"chair": 4, "toilet": 1}
+    assert found["classes"] == ["broken", "chair", "odd", "toilet"]
+    assert found["counts"]["train"] == {"chair": 4, "odd": 1, "toilet": 1}
     report = json.load(open(tmp_path / "out" / "report.json"))
     skipped = {os.path.basename(s["path"]): s["reason"] for s in report["skipped"]}
-    assert set(skipped) == {"cut.off", "empty.obj", "flat.stl"}
+    assert set(skipped) == {"cut.off", "short.binvox", "empty.obj", "flat.stl"}
     assert all(str(folder) in reason for reason in skipped.values()), skipped
     records = by_source_id(tmp_path / "out", found)
     binvox = readers.read_binvox(os.path.join(SHARED, "binvox", "chair.binvox"))

@@ -50,7 +50,7 @@ def test_benchmark_sample_converts_every_photo(benchmark):
     out, found, records = benchmark
     assert found["layout"] == "benchmark" and found["records"] == 60 and found["skipped"] == 0
     assert found["classes"] == ["bed", "bookcase", "chair", "desk", "sofa", "table"]
-    assert found["native_resolution"] == 20
+    assert found["native_resolutions"] == [20]
     assert set(records) == {f"ikea/Images/{name}" for name in lines("Images.txt")}
     data.check_records(data.find_records(str(out / "train")), 64, need_images=True)
 

@@ -5,7 +5,6 @@ chair.solid.binvox) are one model: voxels from the binvox, renders from the mesh
 with their up axis from --up_axis (z by default; y for most OBJ exports).
 """
 
-import os
 import re
 
 from data_tools.sources import LayoutError
