@@ -1,14 +1,14 @@
 """Speed and size of the data_tools conversion and of reading its records, against plain baselines.
 
-    PYTHONPATH=. python -m bench.data_pipeline            # a few minutes on 2 shared cores
+    PYTHONPATH=. python -m bench.data_pipeline            # 10-25 minutes on 2 shared cores (renders dominate)
     PYTHONPATH=. python -m bench.data_pipeline --quick    # fewer samples and steps
 
 Measures, in one run:
   convert voxels   the ModelNet chair array (../shared/data) through `python -m data_tools modelnet`'s
                    pipeline (Beam DirectRunner, 2 worker processes, start-up included) against a plain
                    single-process loop doing the same per-sample work (validate, encode, write one file)
-  convert renders  the real meshes with --views renders each over the IKEA photos as backgrounds,
-                   against a plain loop calling the same voxelizer and renderer
+  convert renders  copies of the real ShapeNet OBJ with --views renders each (128 px) over the IKEA
+                   photos as backgrounds, against a plain loop calling the same voxelizer and renderer
   read             tf.data samples/s of converted IKEA records (real photos) at 32^3 and 64^3, batch 32,
                    through keras_vaegan.data.make_dataset (decode, unpack, batch), against the rate a
                    real 3D-VAE-GAN train step at 32^3 (batch 32, 64x64 photos) consumes samples
@@ -37,8 +37,8 @@ RUNNER = ("DirectRunner", 2, "multi_processing", "")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer samples, batches and steps.")
-flags.DEFINE_integer("views", 4, "Renders per mesh in the rendering conversion.")
-flags.DEFINE_integer("mesh_copies", 3, "Copies of each real mesh in the rendering conversion.")
+flags.DEFINE_integer("views", 2, "Renders per mesh in the rendering conversion.")
+flags.DEFINE_integer("mesh_copies", 2, "Copies of the real ShapeNet OBJ in the rendering conversion.")
 
 
 def timed(function, *args, **kwargs):
@@ -88,9 +88,9 @@ def plain_render_loop(paths, views, backgrounds, out_path):
     with tf.io.TFRecordWriter(out_path) as writer:
         for number, path in enumerate(paths):
             vertices, faces = readers.read_mesh(path)
-            voxels = meshes.voxelize_mesh(vertices, faces, 32, up_axis="z")
+            voxels = meshes.voxelize_mesh(vertices, faces, 32, up_axis="y")
             images = meshes.render_views(vertices, faces, views=views, image_size=128, seed=number,
-                                         backgrounds=backgrounds, up_axis="z")
+                                         backgrounds=backgrounds, up_axis="y")
             for image in images:
                 writer.write(encode_example(voxels, image=validate.encode_jpeg(image), class_name="x", class_id=0))
                 count += 1
@@ -98,17 +98,13 @@ def plain_render_loop(paths, views, backgrounds, out_path):
 
 
 def mesh_folder(root, copies):
-    """The real OFF meshes, `copies` times each, one class folder per mesh."""
+    """`copies` copies of the real ShapeNet OBJ (624 faces, y up) in one class folder."""
+    folder = os.path.join(root, "birdhouse")
+    os.makedirs(folder)
     paths = []
-    for name in sorted(os.listdir(MESHES)):
-        if not name.endswith(".off"):
-            continue
-        folder = os.path.join(root, name.split("_")[0])
-        os.makedirs(folder, exist_ok=True)
-        for copy in range(copies):
-            target = os.path.join(folder, f"{copy}_{name}")
-            shutil.copy(os.path.join(MESHES, name), target)
-            paths.append(target)
+    for copy in range(copies):
+        paths.append(os.path.join(folder, f"{copy}_model_normalized.obj"))
+        shutil.copy(os.path.join(MESHES, "shapenet-model_normalized.obj"), paths[-1])
     return paths
 
 
@@ -184,7 +180,7 @@ def main(argv):
             backgrounds = os.path.join(IKEA, "Images")
             found, ours = timed(convert, "files", os.path.join(work, "meshes"), os.path.join(work, "renders"),
                                 views=FLAGS.views, image_size=128, backgrounds=backgrounds, val_fraction=0,
-                                test_fraction=0)
+                                test_fraction=0, up_axis="y")
             photos = sorted(os.path.join(backgrounds, n) for n in os.listdir(backgrounds))
             count, base = timed(plain_render_loop, paths, FLAGS.views, photos, os.path.join(work, "plain-r.tfrecord"))
             rows.append((f"convert + {FLAGS.views} renders/mesh (128 px)", f"{found['records']} records",
