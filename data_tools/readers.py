@@ -1,0 +1,414 @@
+"""Readers for the files users bring: voxel grids, meshes and photos.
+
+Every reader raises `BadFile` (a ValueError whose message starts with the
+file's path) when a file is missing, truncated or not what it claims to be.
+Voxel grids come back in the project convention `[x, y, z]`, z up, front
+towards -y, unless a docstring says the array is returned as stored.
+"""
+
+import gzip
+import os
+import zlib
+
+import h5py
+import numpy as np
+import scipy.io
+from PIL import Image, ImageOps
+
+MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
+_NPY_CHUNK_BYTES = 1 << 24
+
+
+class BadFile(ValueError):
+    """A file that cannot be read; the message is `<path>: <what is wrong>`."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+    def __reduce__(self):  # pickles (Beam workers) with both arguments
+        return BadFile, (self.path, self.problem)
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise BadFile(path, error.strerror or str(error)) from error
+
+
+# ---------------------------------------------------------------- binvox
+
+
+def _binvox_header(path, data):
+    """Parses the text header; returns (dims, translate, scale, offset of the voxel bytes)."""
+    if not data.startswith(b"#binvox"):
+        raise BadFile(path, "not a binvox file (no '#binvox' header)")
+    fields, offset = {}, 0
+    while True:
+        end = data.find(b"\n", offset)
+        if end < 0:
+            raise BadFile(path, "header ends before its 'data' line")
+        line = data[offset:end].decode("ascii", "replace").strip()
+        offset = end + 1
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "data":
+            break
+        fields[words[0]] = words[1:]
+    version = fields.get("#binvox", ["?"])[0]
+    if version != "1":
+        raise BadFile(path, f"binvox version {version} is not supported (only 1)")
+    try:
+        dims = tuple(int(w) for w in fields["dim"])
+        translate = tuple(float(w) for w in fields.get("translate", ("0", "0", "0")))
+        scale = float(fields.get("scale", ("1",))[0])
+    except KeyError:
+        raise BadFile(path, "header has no 'dim' line") from None
+    except ValueError:
+        raise BadFile(path, "header has a non-numeric dim, translate or scale") from None
+    if len(dims) != 3 or min(dims) < 1 or len(translate) != 3:
+        raise BadFile(path, f"header dims {dims} / translate {translate} are not 3 positive sizes / 3 numbers")
+    return dims, translate, scale, offset
+
+
+def read_binvox(path):
+    """A binvox v1 file as a bool grid `[x, y, z]`, z up, front towards -y.
+
+    binvox stores run-length pairs (value, count) in x-z-y order (y runs
+    fastest), that is, as the array `[x, z, y]` of binvox's own axes. In the
+    ShapeNet-style files in ../shared/data/binvox the z axis is up and the
+    fronts face -y, which is our convention, so only the last two axes swap
+    (as binvox_rw's `fix_coords` does).
+    """
+    data = _read_bytes(path)
+    dims, _, _, offset = _binvox_header(path, data)
+    runs = np.frombuffer(data, np.uint8, offset=offset)
+    expected = int(np.prod(dims))
+    if len(runs) % 2:
+        raise BadFile(path, f"truncated run-length data (odd number of bytes: {len(runs)})")
+    values, counts = runs[0::2], runs[1::2]
+    if values.max(initial=0) > 1:
+        raise BadFile(path, f"run-length data holds the value {values.max()} (only 0 and 1 are voxels)")
+    total = int(counts.sum(dtype=np.int64))
+    if total != expected:
+        kind = "truncated" if total < expected else "too much"
+        raise BadFile(path, f"{kind} run-length data (expected {expected} voxels, got {total})")
+    stored = np.repeat(values.astype(bool), counts).reshape(dims)
+    return np.ascontiguousarray(stored.transpose(0, 2, 1))
+
+
+def _run_lengths(flat):
+    """(value, count) byte pairs for a flat bool array, runs split at 255."""
+    change = np.flatnonzero(np.diff(flat.view(np.uint8))) + 1
+    starts = np.concatenate([[0], change])
+    lengths = np.diff(np.concatenate([starts, [flat.size]]))
+    values = flat[starts].astype(np.uint8)
+    pieces = -(-lengths // 255)
+    values = np.repeat(values, pieces)
+    counts = np.full(values.size, 255, np.int64)
+    last = np.cumsum(pieces) - 1
+    counts[last] = lengths - 255 * (pieces - 1)
+    return np.stack([values, counts.astype(np.uint8)], 1).tobytes()
+
+
+def write_binvox(path, grid, translate=(0, 0, 0), scale=1.0):
+    """Writes a grid `[x, y, z]` (anything > 0.5 is occupied) as binvox v1, atomically."""
+    grid = np.asarray(grid)
+    if grid.ndim != 3:
+        raise ValueError(f"write_binvox needs a 3D grid, got shape {grid.shape}")
+    stored = np.ascontiguousarray(grid.transpose(0, 2, 1) > 0.5)
+    header = (
+        "#binvox 1\n"
+        f"dim {' '.join(str(d) for d in stored.shape)}\n"
+        f"translate {' '.join(repr(float(t)) for t in translate)}\n"
+        f"scale {float(scale)!r}\n"
+        "data\n"
+    ).encode("ascii")
+    temp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temp, "wb") as f:
+            f.write(header + _run_lengths(stored.reshape(-1)))
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+# ---------------------------------------------------------------- MATLAB
+
+
+def _load_mat(path):
+    """The variables of a MATLAB file, v5 (scipy) or v7.3 (HDF5, axes put back in MATLAB order)."""
+    if not os.path.exists(path):
+        raise BadFile(path, "no such file")
+    if h5py.is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as f:
+                return {name: np.asarray(item).transpose() for name, item in f.items()
+                        if isinstance(item, h5py.Dataset)}
+        except (OSError, ValueError, KeyError) as error:
+            raise BadFile(path, f"unreadable MATLAB v7.3 (HDF5) file: {error}") from error
+    try:
+        return scipy.io.loadmat(path)
+    except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, NotImplementedError,
+            zlib.error, scipy.io.matlab.MatReadError) as error:
+        raise BadFile(path, f"unreadable MATLAB file: {error or type(error).__name__}") from error
+
+
+def read_mat_voxels(path, field=None):
+    """A 3D grid or 4D stack from a MATLAB .mat file (v5 or v7.3), as stored.
+
+    Without `field`, the first of MAT_VOXEL_FIELDS present. The array keeps
+    MATLAB's axis order (v7.3 files, which h5py reads with reversed axes, are
+    put back), so a v5 and a v7.3 file of the same variable read the same.
+    Observed in ../shared/data/ikea-sample/Voxels/*.mat (field `grid`, uint8
+    20^3): axis 0 is up (index grows upwards), so `grid.transpose(2, 1, 0)`
+    stands the furniture upright in our `[x, y, z]`; the fronts of the IKEA
+    models are not aligned (chairs 43, 44 face +axis 2, armchair 45 faces
+    +axis 1).
+    """
+    variables = _load_mat(path)
+    names = [n for n in variables if not n.startswith("__")]
+    if field is None:
+        field = next((n for n in MAT_VOXEL_FIELDS if n in variables), None)
+        if field is None:
+            raise BadFile(path, f"none of the fields {', '.join(MAT_VOXEL_FIELDS)}; fields present: "
+                                f"{', '.join(names) or 'none'}")
+    elif field not in names:
+        raise BadFile(path, f"no field {field!r}; fields present: {', '.join(names) or 'none'}")
+    array = np.asarray(variables[field])
+    if array.ndim not in (3, 4) or array.dtype.kind not in "biuf":
+        raise BadFile(path, f"field {field!r} is {array.dtype} of shape {array.shape}, not a 3D or 4D numeric array")
+    return array
+
+
+# ---------------------------------------------------------------- .npy / .npy.gz
+
+
+def _grid_shape(path, shape):
+    """(n, r) for arrays of shape (r, r, r), (n, r, r, r) or (n, 1, r, r, r)."""
+    if len(shape) == 5 and shape[1] == 1:
+        shape = (shape[0],) + shape[2:]
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4 or len(set(shape[1:])) != 1:
+        raise BadFile(path, f"array of shape {shape} is not (r, r, r), (n, r, r, r) or (n, 1, r, r, r)")
+    return shape[0], shape[1]
+
+
+def _occupancy(path, values):
+    """Values in [0, 1] -> bool (> 0.5); BadFile on anything else."""
+    if values.dtype == bool:
+        return values
+    if not np.all((values >= 0) & (values <= 1)):
+        bad = values[~((values >= 0) & (values <= 1))].flat[0]
+        raise BadFile(path, f"holds the value {bad}, not an occupancy in [0, 1]")
+    return values > 0.5
+
+
+def _open_npy(path):
+    """An open binary stream of the .npy bytes (decompressed for .gz)."""
+    try:
+        if str(path).endswith(".gz"):
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as error:
+        raise BadFile(path, error.strerror or str(error)) from error
+
+
+def read_voxel_array(path):
+    """Occupancy grids from `.npy` or `.npy.gz` as bool (n, r, r, r), axes as stored.
+
+    Accepts arrays (r, r, r), (n, r, r, r) and (n, 1, r, r, r) of bool or of
+    numbers in [0, 1] (occupied: > 0.5). Reads in chunks, so only the bool
+    result is held in memory in full.
+    """
+    with _open_npy(path) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+        except (ValueError, OSError, EOFError, SyntaxError) as error:
+            raise BadFile(path, f"not a .npy array ({error})") from error
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise BadFile(path, f"holds {dtype}, not numbers")
+        count, resolution = _grid_shape(path, shape)
+        grid_items = resolution**3
+        result = np.empty((count, resolution, resolution, resolution), bool)
+        flat = result.reshape(count, grid_items)
+        per_chunk = max(1, _NPY_CHUNK_BYTES // (grid_items * dtype.itemsize))
+        for start in range(0, count, per_chunk):
+            stop = min(count, start + per_chunk)
+            want = (stop - start) * grid_items * dtype.itemsize
+            try:
+                data = f.read(want)
+            except (OSError, EOFError, zlib.error) as error:
+                raise BadFile(path, f"corrupt or truncated data ({error})") from error
+            if len(data) != want:
+                raise BadFile(path, f"truncated: expected {count} grids of {resolution}^3, "
+                                    f"data ends in grid {start + len(data) // (grid_items * dtype.itemsize)}")
+            values = np.frombuffer(data, dtype).reshape(stop - start, grid_items)
+            flat[start:stop] = _occupancy(path, values)
+    if fortran:
+        result = result.reshape(-1).reshape(result.shape, order="F")
+    return result
+
+
+# ---------------------------------------------------------------- meshes
+
+
+def _off_lines(path):
+    """(line number, words) of the non-empty lines, comments removed; and a function
+    that raises BadFile about a line (calling it truncation when that line is the
+    file's last and has no line end, as in a file cut short)."""
+    text = _read_bytes(path).decode("utf-8", "replace")
+    lines = text.splitlines()
+    cut = len(lines) if text and not text.endswith(("\n", "\r")) else None
+
+    def problem(number, message):
+        prefix = "truncated, " if number == cut else ""
+        raise BadFile(path, f"{prefix}line {number}: {message}")
+
+    numbered = ((n, line.split("#", 1)[0].split()) for n, line in enumerate(lines, 1))
+    return ((n, words) for n, words in numbered if words), problem
+
+
+def _numbers(words, kind, count, number, problem):
+    try:
+        return [kind(w) for w in words[:count]]
+    except ValueError:
+        problem(number, f"non-numeric value in {' '.join(words)!r}")
+
+
+def read_off(path):
+    """An Object File Format mesh as (vertices float64 (V, 3), faces int64 (F, 3)).
+
+    Accepts the counts on the `OFF` line (`OFF2382 2234 0`, as in raw
+    ModelNet) or on the next one, comments, and extra values per line (such
+    as colors). Polygons with more than 3 corners become triangle fans.
+    """
+    lines, problem = _off_lines(path)
+    first = next(lines, None)
+    if first is None or not first[1][0].startswith("OFF"):
+        raise BadFile(path, "not an OFF file (first line is not 'OFF')")
+    number, words = first
+    words = ([words[0][3:]] if len(words[0]) > 3 else []) + words[1:]
+    if not words:
+        number, words = next(lines, (number, []))
+    if len(words) < 2:
+        problem(number, "expected vertex and face counts")
+    num_vertices, num_faces = _numbers(words, int, 2, number, problem)
+    if num_vertices < 0 or num_faces < 0:
+        problem(number, f"negative counts {num_vertices}, {num_faces}")
+    vertices = np.empty((num_vertices, 3))
+    for i in range(num_vertices):
+        number, words = next(lines, (None, None))
+        if words is None:
+            raise BadFile(path, f"truncated: {i} of {num_vertices} vertices, 0 of {num_faces} faces")
+        if len(words) < 3:
+            problem(number, f"a vertex needs 3 coordinates, got {' '.join(words)!r}")
+        vertices[i] = _numbers(words, float, 3, number, problem)
+    triangles = []
+    for i in range(num_faces):
+        number, words = next(lines, (None, None))
+        if words is None:
+            raise BadFile(path, f"truncated: {num_vertices} vertices, {i} of {num_faces} faces")
+        size = _numbers(words, int, 1, number, problem)[0]
+        if size < 3 or len(words) < size + 1:
+            problem(number, f"not a polygon of 3 or more vertices: {' '.join(words)!r}")
+        corners = _numbers(words[1:], int, size, number, problem)
+        bad = [c for c in corners if not 0 <= c < num_vertices]
+        if bad:
+            problem(number, f"vertex index {bad[0]} out of range [0, {num_vertices})")
+        triangles += [(corners[0], corners[k], corners[k + 1]) for k in range(1, size - 1)]
+    return vertices, np.array(triangles, np.int64).reshape(-1, 3)
+
+
+def _read_open3d_mesh(path):
+    """OBJ, PLY or STL through open3d, which signals a failure only with an empty mesh.
+
+    Vertices repeated at one position (per face in STL, per normal in OBJ) are merged.
+    """
+    import open3d as o3d  # a large import: only when a mesh format needs it
+
+    if not os.path.isfile(path):
+        raise BadFile(path, "no such file")
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        mesh = o3d.io.read_triangle_mesh(str(path))
+    mesh.remove_duplicated_vertices()  # OBJ and STL readers repeat a vertex per face or normal
+    vertices = np.asarray(mesh.vertices, np.float64)
+    faces = np.asarray(mesh.triangles, np.int64)
+    if len(vertices) == 0:
+        raise BadFile(path, "no vertices could be read (empty or unreadable mesh)")
+    return vertices, faces
+
+
+def _check_mesh(path, vertices, faces):
+    if len(vertices) == 0 or len(faces) == 0:
+        raise BadFile(path, f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)")
+    if not np.isfinite(vertices).all():
+        raise BadFile(path, "vertices with NaN or infinite coordinates")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise BadFile(path, f"face vertex index out of range [0, {len(vertices)})")
+    corners = vertices[faces]
+    areas = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    extent = np.ptp(vertices, axis=0).max()
+    if not (areas > 1e-12 * extent**2).any():
+        raise BadFile(path, f"all {len(faces)} faces are degenerate (zero area)")
+
+
+def read_mesh(path):
+    """A triangle mesh from .off, .obj, .ply or .stl as (vertices (V, 3) float64, faces (F, 3) int64).
+
+    OBJ files whose material library is missing read fine (materials are
+    ignored). Empty meshes, NaN/inf coordinates and meshes whose faces all
+    have zero area raise BadFile. Axes are as stored (see meshes.voxelize_mesh).
+    """
+    extension = os.path.splitext(str(path))[1].lower()
+    if extension == ".off":
+        vertices, faces = read_off(path)
+    elif extension in (".obj", ".ply", ".stl"):
+        vertices, faces = _read_open3d_mesh(path)
+    else:
+        raise BadFile(path, f"unknown mesh format {extension or '(no extension)'!r} (expected .off, .obj, .ply, .stl)")
+    _check_mesh(path, vertices, faces)
+    return vertices, faces
+
+
+# ---------------------------------------------------------------- images
+
+
+def _to_rgb(image):
+    """Any Pillow mode -> RGB; transparency is composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        image = Image.fromarray((np.asarray(image, np.uint16) >> 8).astype(np.uint8))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_image(path):
+    """A photo as uint8 (h, w, 3) RGB, turned by its EXIF orientation.
+
+    Grayscale, palette, CMYK and 16-bit images are converted; transparent ones
+    are composited over white. Truncated or corrupt files raise BadFile.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(_to_rgb(image), np.uint8)
+    except FileNotFoundError:
+        raise BadFile(path, "no such file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadFile(path, f"unreadable image: {error}") from error
