@@ -159,3 +159,18 @@ def run_model_saving_test(model, inputs, tmp_path, name="model"):
         rebuilt.build_from_config(model.get_build_config())
     assert [(v.path, tuple(v.shape)) for v in rebuilt.weights] == [(v.path, tuple(v.shape)) for v in model.weights]
     return loaded
+
+
+def by_source_id(out_dir, found):
+    """The records of a converted dataset (`convert`'s result `found`), keyed by source id."""
+    import tensorflow as tf
+
+    from keras_vaegan import data
+
+    result = {}
+    for shards in found["shards"].values():
+        for shard in shards:
+            for serialized in tf.data.TFRecordDataset(os.path.join(out_dir, shard["file"])):
+                record = data.decode_example(serialized)
+                result[record["source_id"].numpy().decode()] = record
+    return result

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import by_source_id
 from data_tools import readers
 from data_tools.convert import ConvertError, convert
 from data_tools.resample import resample
@@ -28,16 +29,6 @@ def run(input_path, out_dir, **options):
     options.setdefault("test_fraction", 0)
     return convert(Settings(source="shapenet", input_path=str(input_path), out_dir=str(out_dir), **options),
                    IN_PROCESS)
-
-
-def by_source_id(out_dir, found):
-    result = {}
-    for shards in found["shards"].values():
-        for shard in shards:
-            for serialized in tf.data.TFRecordDataset(os.path.join(out_dir, shard["file"])):
-                record = data.decode_example(serialized)
-                result[record["source_id"].numpy().decode()] = record
-    return result
 
 
 def place(source, target):
