@@ -113,6 +113,10 @@ class _OffscreenRenderer:
     old one is dropped before a new size is made; a lock keeps threads from
     sharing it. With TensorFlow imported first, the first frame crashed the
     process (segmentation fault): see _isolate_mesa_llvm.
+    Not solved: frame times vary widely between runs (one run of
+    tests/test_meshes.py took 144 s of which 62 s CPU, the next 17 s), and in
+    one full-suite run a frame of the ShapeNet birdhouse at 128^2 kept
+    llvmpipe's thread at 100% CPU for over 24 minutes (stopped by hand).
     """
 
     _lock = threading.Lock()
