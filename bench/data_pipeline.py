@@ -28,6 +28,8 @@ import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from keras_vaegan.cli import parse_flags  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 CHAIRS = os.path.join(SHARED, "modelnet10-chair-32.npy.gz")
@@ -219,4 +221,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv))

@@ -44,6 +44,8 @@ import time
 
 from absl import app, flags
 
+from keras_vaegan.cli import parse_flags
+
 CONFIGS = {
     # name: (model_type, resolution, batch_size)
     "gan_32": ("gan", 32, 32),
@@ -680,4 +682,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv))
