@@ -20,6 +20,7 @@ import time
 from data_tools import sources, validate
 from data_tools.resample import to_resolution
 from keras_vaegan.config import first_line
+from keras_vaegan.files import write_atomically
 
 SPLITS = ("train", "val", "test")
 RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")
@@ -134,24 +135,13 @@ def convert_task(item, settings, class_ids, progress_dir):
     return entries
 
 
-def _write_atomically(path, write):
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-
-
 def write_json(path, value):
     """JSON through a temporary file and a rename."""
     def write(temp):
         with open(temp, "w") as file:
             json.dump(value, file, indent=1, sort_keys=True)
             file.write("\n")
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def _write_records(path, records):
@@ -161,7 +151,7 @@ def _write_records(path, records):
         with tf.io.TFRecordWriter(temp) as writer:
             for _, data, _ in records:
                 writer.write(data)
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def write_shard(grouped, staging):

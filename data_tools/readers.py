@@ -15,6 +15,8 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageOps
 
+from keras_vaegan.files import write_bytes_atomically
+
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24
 
@@ -128,15 +130,7 @@ def write_binvox(path, grid, translate=(0, 0, 0), scale=1.0):
         f"scale {float(scale)!r}\n"
         "data\n"
     ).encode("ascii")
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temp, "wb") as f:
-            f.write(header + _run_lengths(stored.reshape(-1)))
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_bytes_atomically(path, header + _run_lengths(stored.reshape(-1)))
 
 
 # ---------------------------------------------------------------- MATLAB

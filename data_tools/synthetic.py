@@ -11,7 +11,6 @@ procedural background. DIR gets `train.tfrecord-*` shards, `classes.txt` and
 
 import io
 import os
-import time
 
 import numpy as np
 from absl import app, flags
@@ -19,6 +18,7 @@ from PIL import Image
 
 from data_tools.shapes import CLASSES, make_shape
 from keras_vaegan.cli import ProgressCounter, fail, parse_flags
+from keras_vaegan.files import write_bytes_atomically
 from keras_vaegan import render
 
 PREVIEW_PER_CLASS = 4
@@ -112,19 +112,6 @@ def _examples(resolution, shapes_per_class, views_per_shape, image_size, seed, p
             progress(done, total)
 
 
-def _write_atomically(path, data):
-    """Writes bytes through a temporary file in the same directory, then renames it."""
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temp, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def _preview(resolution, shapes_per_class, seed):
     """A labelled grid of the first few shapes of every class, one class per row."""
     count = min(PREVIEW_PER_CLASS, shapes_per_class)
@@ -144,7 +131,7 @@ def write_synthetic_dataset(out_dir, resolution=32, shapes_per_class=40, views_p
     check_arguments(out_dir, resolution, shapes_per_class, views_per_shape, image_size, num_shards, seed)
     examples = _examples(resolution, shapes_per_class, views_per_shape, image_size, seed, progress)
     _, count = write_shards(examples, out_dir, "train", num_shards)
-    _write_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{name}\n" for name in CLASSES).encode())
+    write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{name}\n" for name in CLASSES).encode())
     render.save_png(_preview(resolution, shapes_per_class, seed), os.path.join(out_dir, "preview.png"))
     return count
 

@@ -6,10 +6,10 @@ edge R spans [0, R]^3. Triangles are wound counter-clockwise seen from outside,
 and the normals point outwards.
 """
 
-import os
-
 import numpy as np
 from skimage.measure import marching_cubes
+
+from keras_vaegan.files import write_bytes_atomically
 
 
 def occupancy_mesh(grid, level=0.5):
@@ -66,11 +66,4 @@ def ply_bytes(vertices, faces):
 
 def write_ply(path, vertices, faces):
     """Writes the mesh to `path` atomically (temporary file beside it, then rename)."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(ply_bytes(vertices, faces))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_bytes_atomically(path, ply_bytes(vertices, faces))

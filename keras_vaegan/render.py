@@ -8,10 +8,10 @@ raises it. The camera is orthographic and framed on the whole grid cube, so
 renders of one resolution share one scale.
 """
 
-import os
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from keras_vaegan.files import write_atomically
 
 DEFAULT_COLOR = (96, 140, 200)
 SEPARATOR = (200, 200, 200)
@@ -187,11 +187,4 @@ def side_by_side(images, grids, cell_size=128):
 def save_png(array, path):
     """Writes a uint8 (H, W[, 3]) array as PNG atomically (temporary file, then rename)."""
     picture = Image.fromarray(np.asarray(array, np.uint8))
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        picture.save(temp, format="PNG")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_vaegan import callbacks, data, distribute
 from keras_vaegan.config import ConfigError, first_line
+from keras_vaegan.files import write_bytes_atomically
 from keras_vaegan.models import build_model, set_precision
 
 RUN_FILE = "run.json"
@@ -24,14 +25,6 @@ RECONSTRUCTION_COUNT = 8
 
 class CheckpointError(ValueError):
     """A model directory or checkpoint does not fit the requested model."""
-
-
-def write_atomically(path, text):
-    """Writes text to a temporary file beside `path`, then renames it into place."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
 
 
 def save_model_atomically(model, path):
@@ -67,7 +60,7 @@ def check_model_dir(model_dir, model_config, train_config, write):
             "model": dataclasses.asdict(model_config),
             "train": dataclasses.asdict(train_config),
         }
-        write_atomically(path, json.dumps(run, indent=2, sort_keys=True))
+        write_bytes_atomically(path, json.dumps(run, indent=2, sort_keys=True).encode())
 
 
 def _optimizers(model):
