@@ -1,6 +1,7 @@
 """Shared building blocks: convolution, batch normalization, activation."""
 
 import keras
+import tensorflow as tf
 
 SERIALIZATION_PACKAGE = "keras_vaegan"
 
@@ -38,13 +39,48 @@ def build_once(model, input_shape):
         model.build(input_shape)
 
 
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization whose training pass runs TensorFlow's fused kernel.
+
+    Keras 3 normalizes with separate moment and arithmetic ops, upcast to
+    float32 under mixed precision; the fused kernel (oneDNN on CPU, cuDNN on
+    GPU) takes bfloat16/float16 inputs as they are. The variables and the
+    moving-statistics update (biased variance) are Keras', so checkpoints and
+    `.keras` files hold the same values either way. Inference, masks and
+    synchronized statistics take the stock path.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        rank = len(inputs.shape)
+        if not (training and self.trainable) or mask is not None or self.synchronized or rank not in (4, 5):
+            return super().call(inputs, training=training, mask=mask)
+        if self.axis not in (-1, rank - 1):
+            return super().call(inputs, training=training, mask=mask)
+        outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=tf.cast(self.gamma.value, tf.float32),
+            offset=tf.cast(self.beta.value, tf.float32),
+            mean=tf.zeros([0]),
+            variance=tf.zeros([0]),
+            epsilon=self.epsilon,
+            data_format="NDHWC" if rank == 5 else "NHWC",
+            is_training=True,
+        )
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+        variance = unbiased_variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+
 def batch_norm(name, synchronized=False):
     """BatchNormalization with PyTorch's momentum/epsilon (eases weight import).
 
     `synchronized=True` computes statistics over the global batch under a
     tf.distribute strategy.
     """
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
+    return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

@@ -109,6 +109,8 @@ class VAEGAN3D(GAN3D):
         batch its BatchNorm statistics differ from those of D's update, and G
         learns to fool D only on mixed batches. The calls are chained so that
         synchronized BatchNorm all-reduces run in one order on every replica.
+        E's and G's gradients come from one backward pass where that is safe
+        (see `_encoder_generator_gradients`).
         """
         global_batch_size = self.global_batch_size(voxels)
         local_batch_size = tf.shape(voxels)[0]
@@ -126,19 +128,40 @@ class VAEGAN3D(GAN3D):
             loss = losses.global_mean(total, global_batch_size)
             e_scaled_loss = self.e_optimizer.scale_loss(loss)
             g_scaled_loss = self.g_optimizer.scale_loss(loss)
+        e_gradients, g_gradients = self._encoder_generator_gradients(tape, e_scaled_loss, g_scaled_loss)
+        del tape
         g_variables = self.generator.trainable_variables
         e_variables = self.encoder.trainable_variables
-        e_gradients = tape.gradient(e_scaled_loss, e_variables)
-        # G's gradients are taken once E's are: the same collective order on every replica.
-        with tf.control_dependencies(e_gradients):
-            g_gradients = tape.gradient(g_scaled_loss, g_variables)
-        del tape
         self.g_optimizer.apply(g_gradients, g_variables)
         self.e_optimizer.apply(e_gradients, e_variables)
         self.step.assign_add(1)
         return self.update_trackers(
             d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate, kl_loss=kl, recon_loss=recon
         )
+
+    def _encoder_generator_gradients(self, tape, e_scaled_loss, g_scaled_loss):
+        """(E's gradients, G's gradients) of the joint loss, from a persistent tape.
+
+        One backward pass serves both networks, unless the optimizers scale
+        the loss differently (float16 loss scaling) or BatchNorm is
+        synchronized: then E's gradients are taken first and G's after them,
+        so that the all-reduces run in one order on every replica. The second
+        pass repeats the backward through G's posterior branch (measured ~5%
+        of a float32 step).
+        """
+        e_variables = self.encoder.trainable_variables
+        g_variables = self.generator.trainable_variables
+        scales_loss = any(
+            isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            for optimizer in (self.e_optimizer, self.g_optimizer)
+        )
+        if not (scales_loss or self.synchronized_batch_norm):
+            gradients = tape.gradient(e_scaled_loss, e_variables + g_variables)
+            return gradients[: len(e_variables)], gradients[len(e_variables) :]
+        e_gradients = tape.gradient(e_scaled_loss, e_variables)
+        with tf.control_dependencies(e_gradients):
+            g_gradients = tape.gradient(g_scaled_loss, g_variables)
+        return e_gradients, g_gradients
 
     def encoder_step(self, images, voxels):
         """E alone on a1 KL + a2 reconstruction through the frozen generator."""

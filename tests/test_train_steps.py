@@ -272,3 +272,20 @@ def test_warmup_samples_the_posterior_mean_first():
     model.step.assign(4)
     noisy = model._posterior_sample(mean, log_variance)
     assert float(tf.reduce_max(tf.abs(noisy - mean))) > 0.1
+
+
+def test_one_backward_pass_gives_the_chained_passes_gradients():
+    """E's and G's gradients from one backward pass equal those of the chained passes kept for synchronized BN."""
+    model = build_vaegan("sgd", 0.05, d_accuracy_threshold=1.0, kl_weight=1.0, reconstruction_weight=1e-2)
+    start = snapshot(model.weights)
+    updated = {}
+    for chained in (False, True):
+        for variable, value in zip(model.weights, start):
+            variable.assign(value)
+        model.synchronized_batch_norm = chained  # selects the path only: the layers keep unsynchronized BN
+        model.train_function = None
+        train_steps(model, (random_images(), random_voxels()))
+        updated[chained] = snapshot(model.weights)
+    assert changed_paths(model.weights, start)
+    for variable, one_pass, chained in zip(model.weights, updated[False], updated[True]):
+        np.testing.assert_allclose(one_pass, chained, rtol=1e-5, atol=1e-6, err_msg=variable.path)
