@@ -43,6 +43,8 @@ def _check_counts():
 
 def _photos(model):
     """(photos at the encoder's input size, None) or (None, why there are none); a bad file ends the run."""
+    import numpy as np
+
     from export.images import ImageError, load_image
     from export.model_file import has_encoder
     from keras_vaegan import data
@@ -54,8 +56,6 @@ def _photos(model):
     size = model.image_size
     photos = []
     if FLAGS.data_dir:
-        import numpy as np
-
         try:
             files = data.find_records(FLAGS.data_dir)
             data.check_records(files, model.resolution, need_images=True)

@@ -176,12 +176,14 @@ def test_bad_flags_are_one_line_and_exit_2(args, fragment):
     assert len(errors) == 1 and fragment in errors[0]
 
 
-def test_bad_photo_and_bad_model_file_are_one_line(run_dir, tmp_path):
+def test_bad_photo_records_and_model_file_are_one_line(run_dir, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a picture")
     result = run_report(f"--model={run_dir / 'model.keras'}", f"--out={tmp_path / 'r'}", f"--images={broken}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: --images: {broken}")
+    result = run_report(f"--model={run_dir / 'model.keras'}", f"--out={tmp_path / 'r'}", f"--data_dir={tmp_path / 'no'}")
+    assert result.returncode == 2 and str(tmp_path / "no") in result.stderr.strip().splitlines()[-1]
     not_a_model = tmp_path / "model.keras"
     not_a_model.write_text("text")
     result = run_report(f"--model={not_a_model}", f"--out={tmp_path / 'r'}")
