@@ -23,6 +23,7 @@ PAGE_NAME = "index.html"
 CURVES_NAME = "curves.png"
 MESH_DIR = "meshes"
 CANVAS_SIZE = 180
+PAIRS_PER_ROW = 3
 THRESHOLD = 0.5
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_viewer.html")
 
@@ -110,10 +111,12 @@ def write_report(out_dir, title, samples, interpolation, reconstructions=None, c
     if reconstructions is None:
         page.note(notes.get("reconstructions", "no photos were given"))
     else:
-        rows = []
-        for i, (photo, grid) in enumerate(zip(*reconstructions)):
-            rows.append(f'<tr><td><img class="photo" alt="photo {i}" src="{_photo_url(photo)}"></td>'
-                        f'<td>{page.shape(grid, f"reconstruction-{i:02d}", f"reconstruction {i}")}</td></tr>')
+        cells = [
+            f'<td><img class="photo" alt="photo {i}" src="{_photo_url(photo)}"></td>'
+            f'<td>{page.shape(grid, f"reconstruction-{i:02d}", f"reconstruction {i}")}</td>'
+            for i, (photo, grid) in enumerate(zip(*reconstructions))
+        ]
+        rows = ["<tr>" + "".join(cells[i : i + PAIRS_PER_ROW]) + "</tr>" for i in range(0, len(cells), PAIRS_PER_ROW)]
         page.add('<table class="pairs">' + "".join(rows) + "</table>")
 
     page.add("<h2>Training curves</h2>")
