@@ -1,6 +1,7 @@
 """Generated shapes as TensorBoard meshes (`tensorboard.plugins.mesh`): one scene per tag.
 
-A scene lays its cells out on the floor, row by row, each on a grey tile: shapes as
+A scene lays its cells out like the PNG grids, `columns` to a row and rows going down,
+facing TensorBoard's first camera (which looks at the front), each on a grey tile: shapes as
 marching-cubes surfaces (`export.mesh.occupancy_mesh`, the one mesh implementation of
 the project) and photos as upright boards of coloured pixels facing the viewer, so a
 3D-VAE-GAN's photos stand beside their reconstructions. An empty grid leaves its
@@ -51,12 +52,12 @@ def _tile(resolution):
 
 
 def layout(cells, resolution, columns):
-    """One (vertices, faces, colors) scene from cells laid out `columns` to a row, rows going back (+y)."""
+    """One (vertices, faces, colors) scene from cells laid out `columns` to a row, rows going down (-z)."""
     pitch = resolution * (1 + GAP)
     parts, offset = [], 0
     for index, cell in enumerate(cells):
         row, column = divmod(index, columns)
-        shift = np.array([column * pitch, row * pitch, 0], np.float32)
+        shift = np.array([column * pitch, 0, -row * pitch], np.float32)
         for vertices, faces, colors in (_tile(resolution), cell):
             parts.append((vertices + shift, faces + offset, colors))
             offset += len(vertices)

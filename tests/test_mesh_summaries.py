@@ -62,7 +62,7 @@ def test_layout_places_cells_in_rows_on_tiles_and_an_empty_grid_leaves_its_tile_
     assert len(faces) == 3 * 2 + 2 * len(box[1]) and faces.max() == len(vertices) - 1
     pitch = 32 * (1 + mesh_summaries.GAP)
     third_box = vertices[-len(box[0]):]
-    np.testing.assert_allclose(third_box.min(axis=0), [0, pitch, 0], atol=0.5)  # first column, second row
+    np.testing.assert_allclose(third_box.min(axis=0), [0, 0, -pitch], atol=0.5)  # first column, second row
     offset = len(vertices) - len(box[0])
     assert signed_volume(vertices[offset:], faces[-len(box[1]):] - offset) > 0  # still wound outwards
 
