@@ -59,6 +59,9 @@ flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.", flag
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", flag_values=FLAGS)
 flags.DEFINE_integer("sample_every", 100, "Steps between sample pictures.", flag_values=FLAGS)
 flags.DEFINE_integer("log_every", 10, "Steps between TensorBoard scalars.", flag_values=FLAGS)
+flags.DEFINE_integer(
+    "mesh_summary_every", 100, "Steps between TensorBoard 3D meshes of the sample shapes (0: none).", flag_values=FLAGS,
+)
 
 
 def configs_from_flags():

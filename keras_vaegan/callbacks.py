@@ -1,4 +1,4 @@
-"""Training callbacks: progress, TensorBoard scalars, sample pictures, NaN guard."""
+"""Training callbacks: progress, TensorBoard scalars, sample pictures and meshes, NaN guard."""
 
 import math
 import os
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vaegan import render
+from keras_vaegan import mesh_summaries, render
 
 # The trackers already average since the last checkpoint: shown as they are.
 METRIC_NAMES = ("d_loss", "g_loss", "d_acc", "d_updated", "kl_loss", "recon_loss")
@@ -101,3 +101,34 @@ class SamplePictures(keras.callbacks.Callback):
                 render.save_png(picture, os.path.join(self.out_dir, f"{name}.png"))
                 render.save_png(picture, os.path.join(self.out_dir, "samples", f"{name}-{step:07d}.png"))
                 tf.summary.image(name, picture[np.newaxis], max_outputs=1)
+
+
+class MeshSummaries(keras.callbacks.Callback):
+    """Every `every` steps: the shapes of the same fixed latent vectors (and, for 3D-VAE-GAN,
+    the same photos beside their reconstructions) as TensorBoard meshes (`mesh_summaries`)."""
+
+    def __init__(self, writer, every, latent, images=None):
+        super().__init__()
+        self.writer = writer
+        self.every = every
+        self.latent = latent
+        self.images = images
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = current_step(self.model)
+        if step % self.every == 0:
+            self.write(step)
+
+    def write(self, step):
+        """Writes the `samples` (and `reconstructions`) scenes for `step`."""
+        shapes = keras.ops.convert_to_numpy(self.model.generator(self.latent, training=False))
+        resolution = shapes.shape[1]
+        with self.writer.as_default(step=step):
+            cells = [mesh_summaries.shape_cell(shape) for shape in shapes]
+            mesh_summaries.write_scene("samples", cells, resolution, columns=4, step=step)
+            if self.images is not None:
+                reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+                cells = []
+                for image, shape in zip(self.images, reconstructions):
+                    cells += [mesh_summaries.photo_cell(image, resolution), mesh_summaries.shape_cell(shape)]
+                mesh_summaries.write_scene("reconstructions", cells, resolution, columns=4, step=step)

@@ -102,6 +102,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_every: int = 100
     log_every: int = 10
+    mesh_summary_every: int = 100
 
     def validate(self):
         _check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be at least 1")
@@ -141,6 +142,9 @@ class TrainConfig:
         for name in ("checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
             value = getattr(self, name)
             _check(value >= 1, name, f"{value} must be at least 1")
+        _check(
+            self.mesh_summary_every >= 0, "mesh_summary_every", f"{self.mesh_summary_every} must not be negative (0: off)"
+        )
         _check(self.seed >= 0, "seed", f"{self.seed} must not be negative")
         return self
 

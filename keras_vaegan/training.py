@@ -164,6 +164,8 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images)
         pictures.set_model(model)  # `fit` sets it too, but a finished run resumed to save runs no `fit`
         run_callbacks.append(pictures)
+        if train_config.mesh_summary_every:
+            run_callbacks.append(callbacks.MeshSummaries(writer, train_config.mesh_summary_every, latent, images))
 
     while step < train_config.train_steps:
         if is_vaegan:

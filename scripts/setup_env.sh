@@ -12,6 +12,8 @@ for pkg in libusb-1.0-0 libvulkan1 mesa-vulkan-drivers; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+# The browser tests (tests/test_browser.py, -m large) open the report and TensorBoard in headless Chromium.
+if [ "$EXTRAS" = dev ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if ((${#need_apt[@]})); then
   echo "setup: installing system packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
