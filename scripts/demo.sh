@@ -7,10 +7,12 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 
-DATA=data/synthetic-32
+# 10 shapes per class: in the demo's minutes the model learns a small set far better
+# (reconstruction IoU 0.44 vs 0.32 with 40 per class, same flags; README "The demo").
+DATA=data/synthetic-32-demo
 RUN=runs/demo
 if [ ! -f "$DATA/classes.txt" ]; then
-  python -m data_tools.synthetic --out "$DATA" --resolution 32 --shapes_per_class 40 --views_per_shape 2
+  python -m data_tools.synthetic --out "$DATA" --resolution 32 --shapes_per_class 10 --views_per_shape 2
 fi
 python train.py --flagfile=configs/demo_32.flags --data_dir="$DATA" --model_dir="$RUN"
 # The 3D report (rewritten only when the model is newer than it).
