@@ -67,45 +67,11 @@ class NaNGuard(keras.callbacks.Callback):
                 return
 
 
-class SamplePictures(keras.callbacks.Callback):
-    """Every `every` steps: PNG grids of shapes from fixed latent vectors (and, for
-    3D-VAE-GAN, fixed photos beside their reconstructions), also to TensorBoard.
-
-    Writes `samples.png` / `reconstructions.png` in `out_dir` and a copy per step
-    under `out_dir/samples/`.
+class FixedShapes(keras.callbacks.Callback):
+    """Base of the callbacks that show, every `every` steps, the shapes of the same
+    latent vectors (and, for 3D-VAE-GAN, the same photos' reconstructions) so that
+    progress is visible. Subclasses implement `write(step)`.
     """
-
-    def __init__(self, out_dir, writer, every, latent, images=None):
-        super().__init__()
-        self.out_dir = out_dir
-        self.writer = writer
-        self.every = every
-        self.latent = latent
-        self.images = images
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = current_step(self.model)
-        if step % self.every == 0:
-            self.write(step)
-
-    def write(self, step):
-        """Renders and saves the pictures for `step`."""
-        shapes = keras.ops.convert_to_numpy(self.model.generator(self.latent, training=False))
-        pictures = {"samples": render.render_grid(shapes, cell_size=96)}
-        if self.images is not None:
-            reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
-            pictures["reconstructions"] = render.side_by_side(self.images, reconstructions, cell_size=96)
-        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
-        with self.writer.as_default(step=step):
-            for name, picture in pictures.items():
-                render.save_png(picture, os.path.join(self.out_dir, f"{name}.png"))
-                render.save_png(picture, os.path.join(self.out_dir, "samples", f"{name}-{step:07d}.png"))
-                tf.summary.image(name, picture[np.newaxis], max_outputs=1)
-
-
-class MeshSummaries(keras.callbacks.Callback):
-    """Every `every` steps: the shapes of the same fixed latent vectors (and, for 3D-VAE-GAN,
-    the same photos beside their reconstructions) as TensorBoard meshes (`mesh_summaries`)."""
 
     def __init__(self, writer, every, latent, images=None):
         super().__init__()
@@ -119,16 +85,51 @@ class MeshSummaries(keras.callbacks.Callback):
         if step % self.every == 0:
             self.write(step)
 
+    def shapes(self):
+        """The generator's occupancy grids for the fixed latent vectors (numpy)."""
+        return keras.ops.convert_to_numpy(self.model.generator(self.latent, training=False))
+
+    def reconstructions(self):
+        """E+G's occupancy grids for the fixed photos (numpy); call only when `images` is set."""
+        return keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+
+
+class SamplePictures(FixedShapes):
+    """PNG grids of the fixed shapes (and photos beside their reconstructions), also to TensorBoard.
+
+    Writes `samples.png` / `reconstructions.png` in `out_dir` and a copy per step
+    under `out_dir/samples/`.
+    """
+
+    def __init__(self, out_dir, writer, every, latent, images=None):
+        super().__init__(writer, every, latent, images)
+        self.out_dir = out_dir
+
+    def write(self, step):
+        """Renders and saves the pictures for `step`."""
+        pictures = {"samples": render.render_grid(self.shapes(), cell_size=96)}
+        if self.images is not None:
+            pictures["reconstructions"] = render.side_by_side(self.images, self.reconstructions(), cell_size=96)
+        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
+        with self.writer.as_default(step=step):
+            for name, picture in pictures.items():
+                render.save_png(picture, os.path.join(self.out_dir, f"{name}.png"))
+                render.save_png(picture, os.path.join(self.out_dir, "samples", f"{name}-{step:07d}.png"))
+                tf.summary.image(name, picture[np.newaxis], max_outputs=1)
+
+
+class MeshSummaries(FixedShapes):
+    """The fixed shapes (and photos beside their reconstructions) as TensorBoard meshes (`mesh_summaries`)."""
+
     def write(self, step):
         """Writes the `samples` (and `reconstructions`) scenes for `step`."""
-        shapes = keras.ops.convert_to_numpy(self.model.generator(self.latent, training=False))
+        shapes = self.shapes()
         resolution = shapes.shape[1]
         with self.writer.as_default(step=step):
             cells = [mesh_summaries.shape_cell(shape) for shape in shapes]
             mesh_summaries.write_scene("samples", cells, resolution, columns=4, step=step)
             if self.images is not None:
-                reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
                 cells = []
-                for image, shape in zip(self.images, reconstructions):
+                for image, shape in zip(self.images, self.reconstructions()):
                     cells += [mesh_summaries.photo_cell(image, resolution), mesh_summaries.shape_cell(shape)]
                 mesh_summaries.write_scene("reconstructions", cells, resolution, columns=4, step=step)
