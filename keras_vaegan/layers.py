@@ -53,9 +53,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         rank = len(inputs.shape)
-        if not (training and self.trainable) or mask is not None or self.synchronized or rank not in (4, 5):
-            return super().call(inputs, training=training, mask=mask)
-        if self.axis not in (-1, rank - 1):
+        fused = training and self.trainable and mask is None and not self.synchronized
+        if not (fused and rank in (4, 5) and self.axis in (-1, rank - 1)):
             return super().call(inputs, training=training, mask=mask)
         outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=inputs,
