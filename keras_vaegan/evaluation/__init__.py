@@ -1,0 +1,1 @@
+"""Measuring trained models: IKEA reconstruction, generation quality, feature classification, latent pictures."""
