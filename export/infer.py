@@ -11,9 +11,7 @@ Files are written under a temporary name and renamed when all are done.
 """
 
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from absl import flags
@@ -22,6 +20,7 @@ from export.edge import EdgeModel, EdgeModelError
 from export.folders import unwritable_reason
 from export.images import ImageError, load_image
 from export.mesh import occupancy_mesh, write_ply
+from keras_vaegan.files import staged_folder
 from keras_vaegan.cli import ProgressCounter, fail, parse_flags
 from keras_vaegan.render import render_voxels, save_png, side_by_side
 
@@ -65,16 +64,6 @@ def check_kind(model, mode):
         article = "an" if model.kind[0] in "aeiou" else "a"
         fail(f"{model.path}: is {article} {model.kind} file; {option} needs a {NEEDED_KIND[mode]}_*.tflite file "
              "of `python -m export`")
-
-
-def prepare_out(out):
-    """(staging folder inside `out`, whether `out` was created here); fails when it cannot be written."""
-    created = not os.path.exists(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        return tempfile.mkdtemp(prefix=".partial-", dir=out), created
-    except OSError as error:
-        fail(f"{out}: cannot be written ({error.strerror or error})")
 
 
 def write_outputs(folder, name, occupancy, picture):
@@ -121,15 +110,6 @@ def sample(model, staging):
     return FLAGS.sample
 
 
-def publish(staging, out):
-    """Moves the finished files from the staging folder into `out`."""
-    names = sorted(os.listdir(staging))
-    for name in names:
-        os.replace(os.path.join(staging, name), os.path.join(out, name))
-    os.rmdir(staging)
-    return names
-
-
 def main(argv):
     parse_flags(FLAGS, argv, required=("model", "out"))
     if bool(FLAGS.image) == bool(FLAGS.sample):
@@ -149,15 +129,11 @@ def main(argv):
         paths = image_paths(FLAGS.image)
         pixels = read_photos(model, paths)
     out = os.path.abspath(FLAGS.out)
-    staging, created = prepare_out(out)
     try:
-        count = reconstruct(model, paths, pixels, staging) if mode == "image" else sample(model, staging)
-        publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        with staged_folder(out) as staging:
+            count = reconstruct(model, paths, pixels, staging) if mode == "image" else sample(model, staging)
+    except OSError as error:
+        fail(f"{error.filename or out}: cannot be written ({error.strerror or error})")
     print(f"wrote {count} x (.npy, .ply, .png) to {out}")
     return 0
 

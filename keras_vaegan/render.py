@@ -135,8 +135,8 @@ def _as_uint8_rgb(image):
     return image
 
 
-def _fit(image, cell_size):
-    """Scales an RGB picture to fit a white square cell, keeping its aspect ratio."""
+def photo_cell(image, cell_size):
+    """A photo (float [0, 1] or uint8 RGB) scaled to fit a white square cell, keeping its aspect ratio."""
     picture = Image.fromarray(_as_uint8_rgb(image))
     ratio = cell_size / max(picture.size)
     size = (max(1, round(picture.width * ratio)), max(1, round(picture.height * ratio)))
@@ -146,8 +146,8 @@ def _fit(image, cell_size):
     return np.asarray(cell)
 
 
-def _tile(cells, columns, labels=None):
-    """Lays out equal square cells in rows with 1-pixel separators, with optional labels."""
+def tile_cells(cells, columns, labels=None):
+    """Equal square uint8 cells laid out in rows of `columns` with 1-pixel separators, optionally labelled."""
     cell_size = cells[0].shape[0]
     rows = -(-len(cells) // columns)
     step = cell_size + 1
@@ -171,7 +171,7 @@ def render_grid(grids, columns=None, cell_size=128, labels=None, **view):
     if not cells:
         raise ValueError("render_grid needs at least one grid")
     columns = columns or int(np.ceil(np.sqrt(len(cells))))
-    return _tile(cells, min(columns, len(cells)), labels)
+    return tile_cells(cells, min(columns, len(cells)), labels)
 
 
 def side_by_side(images, grids, cell_size=128):
@@ -180,8 +180,8 @@ def side_by_side(images, grids, cell_size=128):
         raise ValueError(f"need equal, non-zero numbers of images and grids, got {len(images)} and {len(grids)}")
     cells = []
     for image, grid in zip(images, grids):
-        cells += [_fit(image, cell_size), render_voxels(grid, size=cell_size)]
-    return _tile(cells, 2)
+        cells += [photo_cell(image, cell_size), render_voxels(grid, size=cell_size)]
+    return tile_cells(cells, 2)
 
 
 def save_png(array, path):
