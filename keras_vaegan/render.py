@@ -158,6 +158,8 @@ def tile_cells(cells, columns, labels=None):
         x, y = (i % columns) * step, (i // columns) * step
         canvas.paste(Image.fromarray(cell), (x, y))
         if labels is not None and labels[i]:
+            box = draw.textbbox((x + 3, y + 2), str(labels[i]), font=font)
+            draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=(255, 255, 255))
             draw.text((x + 3, y + 2), str(labels[i]), fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 

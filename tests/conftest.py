@@ -174,3 +174,20 @@ def by_source_id(out_dir, found):
                 record = data.decode_example(serialized)
                 result[record["source_id"].numpy().decode()] = record
     return result
+
+
+def save_tiny_model(folder, model_type):
+    """A tiny untrained 32^3 model (latent 16, 32x32 photos) saved as `folder`/model.keras; returns the path.
+
+    The last kernel is scaled up so the probabilities spread as after training, instead of sitting at ~0.5.
+    """
+    from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.models import build_model
+
+    config = ModelConfig(model_type=model_type, resolution=32, latent_dim=16, image_size=32)
+    model = build_model(config, TrainConfig(batch_size=2))
+    last = model.generator.blocks[-1].conv
+    last.kernel.assign(last.kernel.numpy() * 20)
+    path = os.path.join(folder, "model.keras")
+    model.save(path)
+    return path

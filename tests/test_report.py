@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import box_voxels
+from conftest import box_voxels, save_tiny_model
 from export.mesh import occupancy_mesh, signed_volume
 from keras_vaegan import curves, report_page
-from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.data import encode_example
-from keras_vaegan.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Images")
@@ -98,16 +96,6 @@ def test_curves_read_tensorflow_scalars_and_draw_one_panel_each(tmp_path):
     assert picture.shape == (curves.PANEL[1], 2 * curves.PANEL[0], 3) and picture.dtype == np.uint8
     assert (picture == curves.LINE_COLOR).all(axis=-1).sum() > 100  # the lines were drawn
     assert curves.read_scalars(str(tmp_path / "missing")) == {} and curves.draw_curves({}) is None
-
-
-def save_tiny_model(folder, model_type):
-    config = ModelConfig(model_type=model_type, resolution=32, latent_dim=16, image_size=32)
-    model = build_model(config, TrainConfig(batch_size=2))
-    last = model.generator.blocks[-1].conv  # spread the probabilities as after training, instead of ~0.5
-    last.kernel.assign(last.kernel.numpy() * 20)
-    path = os.path.join(folder, "model.keras")
-    model.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

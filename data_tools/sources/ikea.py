@@ -80,7 +80,11 @@ def _release_tasks(root, model_dir):
 
 
 def list_tasks(settings):
-    root = settings.input_path
+    return find_photos(settings.input_path)
+
+
+def find_photos(root):
+    """(layout name, one Task per photo: image_path, paths[0] = the model's .mat, model_id, class_name)."""
     if os.path.isfile(os.path.join(root, "Lists", "Images.txt")):
         return "benchmark", _benchmark_tasks(root)
     model_dir = next((os.path.join(root, n) for n in ("model", "models") if os.path.isdir(os.path.join(root, n))),
@@ -90,6 +94,15 @@ def list_tasks(settings):
         if tasks:
             return "release", tasks
     raise LayoutError(f"{root}: not an IKEA dataset; expected the {' or the '.join(LAYOUTS)} layout")
+
+
+def model_library(root, tasks):
+    """{model_id: (class_name, .mat path)} of every model of the dataset: in the benchmark layout all the
+    models of Lists/all_obj_class.txt (225), in the release layout those the photos name."""
+    if os.path.isfile(os.path.join(root, "Lists", "all_obj_class.txt")):
+        classes = _lines(os.path.join(root, "Lists", "all_obj_class.txt"))
+        return {f"model{i:04d}": (name, os.path.join(root, "Voxels", f"{i}.mat")) for i, name in enumerate(classes, 1)}
+    return {task.model_id: (task.class_name, task.paths[0]) for task in tasks}
 
 
 def upright(grid):

@@ -1,0 +1,339 @@
+"""Measures a trained model: python -m keras_vaegan.evaluate <task> --model M --data D --out DIR
+
+Tasks:
+  ikea        single-photo reconstruction on an IKEA benchmark folder: average precision per voxel at
+              the ground truth's 20^3, per class and mean, IoU at 0.3/0.4/0.5, beside two reference
+              predictors (the mean shape of the model library, the mean shape of the photo's class)
+  generation  samples from the prior against held-out shapes (--data) and the training shapes
+              (--train_data): coverage, minimum matching distance, 1-NN accuracy, empty/full samples,
+              nearest training shapes
+  classify    discriminator features into a linear SVM: trained on --data/<train_split>, scored on
+              --data/<test_split>; accuracy, per-class accuracy, a confusion matrix
+  latent      interpolation, shape arithmetic (from prior z, or from --images through the encoder) and
+              what single units of the generator's first layer add to a shape
+Each task writes metrics.json, table.md and PNG figures into --out (other files there are kept).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+
+TASKS = ("ikea", "generation", "classify", "latent")
+PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes that are not empty
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("model", None, "The .keras file written by training (or by keras_vaegan.convert).",
+                    flag_values=FLAGS)
+flags.DEFINE_string("data", None, "ikea: an IKEA dataset folder; generation: held-out TFRecords; classify: a "
+                    "converted dataset folder with split sub-folders.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Folder for metrics.json, table.md and the figures (created if missing).",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 8, "Shapes or photos per forward pass.", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Seed of latent vectors and subsets.", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_bool("best_transform", False, "ikea: also report the best of 8 turns/mirrors of each prediction.",
+                  flag_values=FLAGS)
+flags.DEFINE_string("train_data", None, "generation: TFRecords of the training shapes (memorization check).",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("samples", 100, "generation: shapes drawn from the prior.", lower_bound=2, flag_values=FLAGS)
+flags.DEFINE_float("threshold", 0.5, "generation, latent: occupancy level of a voxel.", flag_values=FLAGS)
+flags.DEFINE_string("train_split", "train", "classify: sub-folder of --data the SVM is trained on.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("test_split", "test", "classify: sub-folder of --data it is scored on.", flag_values=FLAGS)
+flags.DEFINE_float("svm_c", 1.0, "classify: regularization C of the linear SVM.", lower_bound=1e-9,
+                   flag_values=FLAGS)
+flags.DEFINE_list("images", [], "latent: 2 or 3 photos to read through the encoder instead of prior z.",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("steps", 8, "latent: shapes in the interpolation strip, both ends included.", lower_bound=2,
+                     upper_bound=32, flag_values=FLAGS)
+flags.DEFINE_integer("unit_shapes", 16, "latent: prior shapes on which each first-layer unit is switched off.",
+                     lower_bound=1, upper_bound=256, flag_values=FLAGS)
+flags.DEFINE_integer("units", 8, "latent: first-layer units shown (those that change most voxels).",
+                     lower_bound=1, upper_bound=64, flag_values=FLAGS)
+
+
+def say(message):
+    print(f"evaluate: {message}", file=sys.stderr, flush=True)
+
+
+def _load_model(need_encoder):
+    from export.model_file import ExportError, has_encoder, load_trained_model
+
+    say(f"loading {FLAGS.model}")
+    try:
+        model = load_trained_model(FLAGS.model)
+    except ExportError as error:
+        fail(str(error))
+    if need_encoder and not has_encoder(model):
+        fail(f"{FLAGS.model}: is a 3D-GAN; this task reads photos, which needs a 3D-VAE-GAN")
+    return model
+
+
+def _load_shapes(folder, flag, resolution, limit=None):
+    from keras_vaegan import data
+    from keras_vaegan.evaluation.records import load_shapes
+
+    try:
+        shapes = load_shapes(folder, resolution, limit)
+    except data.DataError as error:
+        fail(f"{flag}: {error}")
+    if shapes.stored_resolution != resolution:
+        say(f"note: {folder} holds {shapes.stored_resolution}^3 shapes and the model makes {resolution}^3: "
+            f"the shapes are resampled to {resolution}^3 (occupied if any covered voxel is)")
+    return shapes
+
+
+def _predict(function, inputs, label):
+    import numpy as np
+
+    progress = ProgressCounter(label, "items")
+    outputs = []
+    for start in range(0, len(inputs), FLAGS.batch_size):
+        outputs.append(np.asarray(function(np.asarray(inputs[start : start + FLAGS.batch_size], np.float32))))
+        progress(min(start + FLAGS.batch_size, len(inputs)), len(inputs))
+    return np.concatenate(outputs)[..., 0]
+
+
+def evaluate_ikea():
+    """The IKEA protocol; returns (metrics, table, figures)."""
+    import numpy as np
+
+    from data_tools.readers import BadFile
+    from data_tools.sources import LayoutError
+    from export.images import resize_with_pad
+    from keras_vaegan.evaluation import figures, ikea, ikea_data
+
+    model = _load_model(need_encoder=True)
+    say(f"reading {FLAGS.data}")
+    try:
+        bench = ikea_data.load_benchmark(FLAGS.data, ProgressCounter("reading", "files"))
+    except (LayoutError, BadFile) as error:
+        fail(f"--data: {error}")
+    for entry in bench.skipped:
+        say(f"skipped {entry['file']}: {entry['reason']}")
+    classes = sorted({photo.class_name for photo in bench.photos})
+    if len(classes) < 2:
+        fail(f"--data: {FLAGS.data}: {len(bench.photos)} usable photos of {len(classes)} class(es); the per-class "
+             "table needs photos of at least two classes")
+    truth_size = bench.photos[0].truth.shape[0]
+    say(f"{len(bench.photos)} photos of {len(classes)} classes, {len(bench.skipped)} files skipped; predictions "
+        f"({model.resolution}^3) are resampled to the ground truth's {truth_size}^3 (volume-weighted mean)")
+    pixels = [resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos]
+    predictions = _predict(model.reconstruct, pixels, "reconstructing")
+    references = ikea.ReferencePredictors(bench.library, bench.library_classes)
+    rows = []
+    for photo, prediction in zip(bench.photos, predictions):
+        row = {"image": photo.image_path, "class": photo.class_name, "model_id": photo.model_id}
+        row.update(ikea.score(ikea.resample_occupancy(prediction, truth_size), photo.truth, FLAGS.best_transform))
+        row["mean_shape_ap"] = ikea.average_precision(references.mean_shape(photo.model_id), photo.truth)
+        class_mean = references.class_mean_shape(photo.model_id, photo.class_name)
+        row["class_mean_ap"] = None if class_mean is None else ikea.average_precision(class_mean, photo.truth)
+        rows.append(row)
+    ap = {"model": ikea.class_means(rows, "ap")}
+    if FLAGS.best_transform:
+        ap["model, best of 8 turns/mirrors"] = ikea.class_means(rows, "ap_best")
+    ap["mean shape (all classes)"] = ikea.class_means(rows, "mean_shape_ap")
+    with_class_mean = [row for row in rows if row["class_mean_ap"] is not None]
+    ap["class mean shape (oracle on class)"] = ikea.class_means(with_class_mean, "class_mean_ap")
+    iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
+    metrics = {
+        "task": "ikea", "model": FLAGS.model, "data": FLAGS.data, "layout": bench.layout,
+        "photos": len(rows), "skipped": bench.skipped, "library_models": len(bench.library),
+        "model_resolution": model.resolution, "truth_resolution": truth_size,
+        "average_precision": ap, "iou": iou, "per_photo": rows,
+    }
+    table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}:\n\n"
+             f"{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
+             f"{ikea.markdown_table(iou, classes)}\n")
+    return metrics, table, {"ikea_examples.png": _ikea_examples(bench.photos, predictions, rows, figures)}
+
+
+def _ikea_examples(photos, predictions, rows, figures):
+    """Per class, the best and the worst photo by AP: photo, prediction, ground truth."""
+    import numpy as np
+
+    picked = []
+    for name in sorted({row["class"] for row in rows}):
+        members = [i for i, row in enumerate(rows) if row["class"] == name]
+        best = max(members, key=lambda i: rows[i]["ap"])
+        worst = min(members, key=lambda i: rows[i]["ap"])
+        picked += [best] if best == worst else [best, worst]
+    lines = []
+    for i in picked:
+        row = rows[i]
+        lines.append([(photos[i].pixels, f"{row['class']}: {os.path.basename(row['image'])}"),
+                      (predictions[i], f"prediction, AP {row['ap'] * 100:.1f}"),
+                      (photos[i].truth.astype(np.float32), "ground truth")])
+    return figures.labelled_rows(lines)
+
+
+def evaluate_generation():
+    """Samples against held-out and training shapes; returns (metrics, table, figures)."""
+    if not FLAGS.train_data:
+        fail("--train_data is required for generation (the memorization check compares samples with it)")
+    import tensorflow as tf
+
+    from keras_vaegan.evaluation import generation
+
+    model = _load_model(need_encoder=False)
+    held_out = _load_shapes(FLAGS.data, "--data", model.resolution)
+    train = _load_shapes(FLAGS.train_data, "--train_data", model.resolution)
+    say(f"drawing {FLAGS.samples} samples from the prior")
+    latent = model.sample_latent(FLAGS.samples, tf.constant([FLAGS.seed, 0], tf.int64)).numpy()
+    samples = _predict(model.generator, latent, "generating")
+    say(f"comparing with {len(held_out.grids)} held-out and {len(train.grids)} training shapes")
+    metrics = generation.generation_metrics(samples, held_out.grids, train.grids, threshold=FLAGS.threshold,
+                                            seed=FLAGS.seed)
+    metrics = {"task": "generation", "model": FLAGS.model, "data": FLAGS.data, "train_data": FLAGS.train_data,
+               **metrics}
+    table = f"Generation quality of {FLAGS.model} ({FLAGS.samples} samples):\n\n{generation.generation_table(metrics)}"
+
+    def nearest_figure(path):
+        generation.write_nearest_figure(samples, train.grids, path, threshold=FLAGS.threshold)
+
+    return metrics, table, {"nearest_training_shapes.png": nearest_figure}
+
+
+def evaluate_classify():
+    """Discriminator features + linear SVM; returns (metrics, table, figures)."""
+    from keras_vaegan.evaluation import classify, figures
+
+    model = _load_model(need_encoder=False)
+    splits = {}
+    for split in (FLAGS.train_split, FLAGS.test_split):
+        flag = "--train_split" if split == FLAGS.train_split else "--test_split"
+        folder = os.path.join(FLAGS.data, split)
+        if not os.path.isdir(folder):
+            fail(f"{flag}: {folder} is not a folder (--data must hold the split sub-folders)")
+        splits[split] = _load_shapes(folder, flag, model.resolution)
+    train, test = splits[FLAGS.train_split], splits[FLAGS.test_split]
+    for shapes, flag in ((train, "--train_split"), (test, "--test_split")):
+        if len(shapes.classes) < 2:
+            fail(f"{flag}: {shapes.folder} holds {len(shapes.grids)} shapes of {len(shapes.classes)} class(es) "
+                 f"({', '.join(shapes.classes)}); classification needs at least two")
+    unseen = sorted(set(test.classes) - set(train.classes))
+    if unseen:
+        fail(f"--test_split: classes {', '.join(unseen)} of {test.folder} are not in {train.folder}")
+    features = {}
+    for name, shapes in (("train", train), ("test", test)):
+        features[name] = classify.discriminator_features(
+            model.discriminator, shapes.grids, FLAGS.batch_size, ProgressCounter(f"features ({name})", "shapes")
+        )
+    say(f"training a linear SVM on {features['train'].shape[1]} features of {len(train.grids)} shapes")
+    classifier = classify.train_classifier(features["train"], train.class_names, FLAGS.svm_c, FLAGS.seed)
+    result = classify.classification_metrics(classifier, features["test"], test.class_names, train.classes)
+    metrics = {"task": "classify", "model": FLAGS.model, "data": FLAGS.data, "train_shapes": len(train.grids),
+               "test_shapes": len(test.grids), "classes": train.classes, "features": int(features["train"].shape[1]),
+               "svm_c": FLAGS.svm_c, **result}
+    lines = ["| class | test shapes | accuracy |", "|---|---|---|"]
+    for name, row in zip(train.classes, result["confusion"]):
+        if sum(row):
+            lines.append(f"| {name} | {sum(row)} | {result['per_class_accuracy'][name] * 100:.1f} |")
+    lines.append(f"| **all** | {len(test.grids)} | **{result['accuracy'] * 100:.1f}** |")
+    table = (f"Linear SVM on discriminator features, trained on {len(train.grids)} shapes of {train.folder}, "
+             f"scored on {test.folder}:\n\n" + "\n".join(lines))
+    title = f"test accuracy {result['accuracy'] * 100:.1f}% ({len(test.grids)} shapes)"
+    return metrics, table, {"confusion.png": figures.confusion_picture(result["confusion"], train.classes, title)}
+
+
+def evaluate_latent():
+    """Interpolation, arithmetic and first-layer units; returns (metrics, table, figures)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from export.images import ImageError, load_image
+    from keras_vaegan.evaluation import figures, latent
+
+    model = _load_model(need_encoder=bool(FLAGS.images))
+    if FLAGS.images and len(FLAGS.images) not in (2, 3):
+        fail(f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(FLAGS.images)}")
+    if FLAGS.images:
+        try:
+            photos = np.stack([load_image(path, model.image_size) for path in FLAGS.images])
+        except ImageError as error:
+            fail(f"--images: {error}")
+        codes = model.encode(photos)[0].numpy()
+        names = [os.path.basename(path) for path in FLAGS.images]
+    generate = lambda z: _predict(model.generator, z, "generating")  # noqa: E731
+    if not FLAGS.images:
+        draws = model.sample_latent(PRIOR_DRAWS, tf.constant([FLAGS.seed, 2], tf.int64)).numpy()
+        filled = [i for i, grid in enumerate(generate(draws)) if (grid > FLAGS.threshold).any()]
+        if len(filled) < 3:
+            say(f"note: only {len(filled)} of {PRIOR_DRAWS} prior shapes are not empty; showing the first draws")
+            filled = list(range(3))
+        codes = draws[filled[:3]]
+        names = [f"z{i} (seed {FLAGS.seed})" for i in filled[:3]]
+    strip = generate(latent.interpolate(codes[0], codes[1], FLAGS.steps))
+    labels = [names[0]] + [""] * (FLAGS.steps - 2) + [names[1]]
+    pictures = {"interpolation.png": figures.labelled_rows([list(zip(strip, labels))])}
+    metrics = {"task": "latent", "model": FLAGS.model, "sources": names, "interpolation_steps": FLAGS.steps,
+               "interpolation_occupancy": [float((g > FLAGS.threshold).mean()) for g in strip]}
+    if len(codes) == 3:
+        shapes = generate(latent.arithmetic(*codes))
+        labels = [f"a: {names[0]}", f"b: {names[1]}", f"c: {names[2]}", "a - b + c"]
+        pictures["arithmetic.png"] = figures.labelled_rows([list(zip(shapes, labels))])
+    say(f"switching off each of the generator's {model.generator.blocks[0].filters} first-layer units")
+    unit_latent = model.sample_latent(FLAGS.unit_shapes, tf.constant([FLAGS.seed, 3], tf.int64)).numpy()
+    effects = latent.unit_effects(model.generator, unit_latent, FLAGS.threshold,
+                                 progress=ProgressCounter("units", "switched-off runs"))
+    rows = latent.unit_rows(model.generator, unit_latent, effects, FLAGS.units, FLAGS.threshold)
+    pictures["units.png"] = figures.labelled_rows([
+        [(original, f"unit {unit}: shape {index}"), (ablated, f"unit {unit} off"),
+         (added, f"voxels unit {unit} adds")] for unit, index, original, ablated, added in rows
+    ])
+    metrics["units"] = [{"unit": unit, "shape": index, "voxels_changed": int(effects[unit, index]),
+                         "voxels_added": int(added.sum())} for unit, index, _, _, added in rows]
+    if not effects.any():
+        say(f"note: switching off single units changed no voxel of the {FLAGS.unit_shapes} shapes (at --threshold)")
+    table = (f"First-layer units of the generator that change most voxels of {FLAGS.unit_shapes} prior shapes "
+             "when switched off:\n\n"
+             "| unit | shape | voxels changed | voxels it adds |\n|---|---|---|---|\n"
+             + "\n".join(f"| {u['unit']} | {u['shape']} | {u['voxels_changed']} | {u['voxels_added']} |"
+                         for u in metrics["units"]))
+    return metrics, table, pictures
+
+
+def main(argv):
+    task = parse_flags(FLAGS, argv, required=("model", "out"), positional=1)
+    if not task or task[0] not in TASKS:
+        fail(f"name a task first: python -m keras_vaegan.evaluate {{{'|'.join(TASKS)}}} --model ... --out ...")
+    task = task[0]
+    if task != "latent" and not FLAGS.data:
+        fail(f"--data is required for {task}")
+    if not 0 < FLAGS.threshold < 1:
+        fail(f"--threshold: {FLAGS.threshold} is not in (0, 1)")
+    from export.folders import unwritable_reason
+
+    problem = unwritable_reason(FLAGS.out)
+    if problem:
+        fail(f"{FLAGS.out}: cannot be written ({problem})")
+    metrics, table, pictures = globals()[f"evaluate_{task}"]()
+    return _write(metrics, table, pictures)
+
+
+def _write(metrics, table, pictures):
+    from keras_vaegan.evaluation import outputs
+    from keras_vaegan.files import staged_folder
+
+    out = os.path.abspath(FLAGS.out)
+    try:
+        with staged_folder(out) as staging:
+            names = outputs.write_results(staging, metrics, table, pictures)
+    except OSError as error:
+        fail(f"{error.filename or out}: cannot be written ({error.strerror or error})")
+    print(table)
+    print(f"wrote {', '.join(names)} to {out}")
+    return 0
+
+
+def run():
+    """Console entry point."""
+    sys.exit(main(sys.argv))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,181 @@
+"""python -m keras_vaegan.evaluate: every task end to end on the real files in ../shared/data, and bad inputs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from conftest import save_tiny_model
+from keras_vaegan.data import encode_example
+from keras_vaegan.evaluation import ikea_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
+
+
+def evaluate(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "keras_vaegan.evaluate", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=env)
+
+
+def the_error(result):
+    """The one `error:` line of a failed run (asserting there is exactly one and no traceback)."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    os.makedirs(root / "gan")
+    return {"vaegan": save_tiny_model(str(root), "vaegan"), "gan": save_tiny_model(str(root / "gan"), "gan")}
+
+
+@pytest.fixture(scope="module")
+def ikea_shapes(tmp_path_factory):
+    """The real IKEA models of three classes as records at their native 20^3: train/ and test/ splits."""
+    root = tmp_path_factory.mktemp("ikea-shapes")
+    bench = ikea_data.load_benchmark(IKEA)
+    by_class = {}
+    for model_id in sorted(bench.library):
+        by_class.setdefault(bench.library_classes[model_id], []).append(model_id)
+    for split in ("train", "test", "one_class"):
+        os.makedirs(root / split)
+    writers = {split: tf.io.TFRecordWriter(str(root / split / f"{split}.tfrecord"))
+               for split in ("train", "test", "one_class")}
+    for name in ("bed", "chair", "sofa"):
+        for i, model_id in enumerate(by_class[name][:12]):
+            record = encode_example(bench.library[model_id], class_name=name, source_id=model_id)
+            writers["train" if i < 8 else "test"].write(record)
+            if name == "chair":
+                writers["one_class"].write(record)
+    for writer in writers.values():
+        writer.close()
+    return root
+
+
+def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, tmp_path):
+    result = evaluate("ikea", f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path}",
+                      "--best_transform", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    assert "resampled to the ground truth's 20^3" in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["photos"] == 60 and metrics["library_models"] == 225 and metrics["skipped"] == []
+    ap = metrics["average_precision"]
+    assert list(ap) == ["model", "model, best of 8 turns/mirrors", "mean shape (all classes)",
+                        "class mean shape (oracle on class)"]
+    assert set(ap["model"]) == {"bed", "bookcase", "chair", "desk", "sofa", "table", "mean"}
+    assert all(0 <= value <= 1 for table in ap.values() for value in table.values())
+    assert all(ap["model, best of 8 turns/mirrors"][c] >= ap["model"][c] for c in ap["model"])
+    assert ap["mean shape (all classes)"]["mean"] == pytest.approx(0.28431, abs=1e-5)
+    assert len(metrics["per_photo"]) == 60 and set(metrics["iou"]) == {"IoU at 0.3", "IoU at 0.4", "IoU at 0.5"}
+    table = (tmp_path / "table.md").read_text()
+    assert "| class mean shape (oracle on class) |" in table and table in result.stdout
+    assert (tmp_path / "ikea_examples.png").stat().st_size > 1000
+
+
+def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path):
+    root = tmp_path / "ikea"
+    shutil.copytree(IKEA, root)
+    model = (root / "Lists" / "ModelID.txt").read_text().split()[0]
+    os.remove(root / "Voxels" / f"{model}.mat")
+    result = evaluate("ikea", f"--model={models['vaegan']}", f"--data={root}", f"--out={tmp_path / 'out'}",
+                      "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    lost = (root / "Lists" / "ModelID.txt").read_text().split().count(model)
+    assert metrics["photos"] == 60 - lost and len(metrics["skipped"]) == lost + 1  # the photos and the model
+    assert result.stderr.count("evaluate: skipped ") == lost + 1
+
+
+def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
+    root = tmp_path / "ikea"
+    shutil.copytree(IKEA, root)
+    lists = root / "Lists"
+    classes = (lists / "all_obj_class.txt").read_text().split()
+    pairs = [(image, model) for image, model in zip((lists / "Images.txt").read_text().split(),
+                                                    (lists / "ModelID.txt").read_text().split())
+             if classes[int(model) - 1] == "chair"]
+    (lists / "Images.txt").write_text("".join(f"{image}\n" for image, _ in pairs))
+    (lists / "ModelID.txt").write_text("".join(f"{model}\n" for _, model in pairs))
+    error = the_error(evaluate("ikea", f"--model={models['vaegan']}", f"--data={root}", f"--out={tmp_path / 'o'}"))
+    assert "of 1 class(es)" in error and "at least two classes" in error
+    error = the_error(evaluate("ikea", f"--model={models['gan']}", f"--data={IKEA}", f"--out={tmp_path / 'o'}"))
+    assert "is a 3D-GAN" in error
+    error = the_error(evaluate("ikea", f"--model={models['vaegan']}", f"--data={tmp_path}", f"--out={tmp_path / 'o'}"))
+    assert "not an IKEA dataset" in error
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path):
+    result = evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}", f"--out={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "holds 20^3 shapes and the model makes 32^3: the shapes are resampled" in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["classes"] == ["bed", "chair", "sofa"] and metrics["test_shapes"] == 12
+    assert metrics["train_shapes"] == 24 and metrics["features"] == (64 + 128 + 256) * 8
+    assert sum(map(sum, metrics["confusion"])) == 12 and 0 <= metrics["accuracy"] <= 1
+    assert "| **all** | 12 |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "confusion.png").stat().st_size > 500
+
+
+def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path):
+    error = the_error(evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}",
+                               "--test_split=one_class", f"--out={tmp_path / 'o'}"))
+    assert error.startswith("error: --test_split:") and "1 class(es) (chair)" in error
+    error = the_error(evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}",
+                               "--train_split=nope", f"--out={tmp_path / 'o'}"))
+    assert "nope is not a folder" in error
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
+    result = evaluate("latent", f"--model={models['gan']}", f"--out={tmp_path / 'z'}", "--steps=4", "--units=2",
+                      "--unit_shapes=2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "z")) == ["arithmetic.png", "interpolation.png", "metrics.json",
+                                                  "table.md", "units.png"]
+    metrics = json.loads((tmp_path / "z" / "metrics.json").read_text())
+    assert len(metrics["interpolation_occupancy"]) == 4 and len(metrics["units"]) == 2
+    photos = sorted(os.path.join(IKEA, "Images", name) for name in os.listdir(os.path.join(IKEA, "Images")))[:2]
+    result = evaluate("latent", f"--model={models['vaegan']}", f"--out={tmp_path / 'photos'}", "--steps=3",
+                      "--units=1", "--unit_shapes=1", f"--images={','.join(photos)}")
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(tmp_path / "photos" / "arithmetic.png")  # two photos: no a - b + c
+    assert json.loads((tmp_path / "photos" / "metrics.json").read_text())["sources"] == [
+        os.path.basename(p) for p in photos]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "--model is required"),
+    (["--model=m", "--out=o"], "name a task first"),
+    (["bogus", "--model=m", "--out=o"], "name a task first"),
+    (["ikea", "--model=m", "--out=o"], "--data is required for ikea"),
+    (["generation", "--model=m", "--out=o", "--data=d"], "--train_data is required"),
+    (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
+    (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
+    (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),
+])
+def test_bad_flags_are_one_line_and_exit_2(args, fragment):
+    assert fragment in the_error(evaluate(*args))
+
+
+def test_bad_photos_for_latent_are_one_line(models, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    error = the_error(evaluate("latent", f"--model={models['vaegan']}", f"--out={tmp_path / 'o'}",
+                               f"--images={broken},{broken}"))
+    assert error.startswith(f"error: --images: {broken}")
+    error = the_error(evaluate("latent", f"--model={models['vaegan']}", f"--out={tmp_path / 'o'}", f"--images={broken}"))
+    assert "give 2 photos" in error
+    error = the_error(evaluate("latent", f"--model={models['gan']}", f"--out={tmp_path / 'o'}",
+                               f"--images={broken},{broken}"))
+    assert "is a 3D-GAN" in error
+    assert not os.path.exists(tmp_path / "o")
