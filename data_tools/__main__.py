@@ -24,7 +24,8 @@ def _define_flags():
     flags.DEFINE_string("input", None, "Dataset file or folder to convert.")
     flags.DEFINE_string("out", None, "Output dataset folder: <split>/*.tfrecord-*, manifest.json, report.json, classes.txt.")
     flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids written: 32 or 64.")
-    flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model); 0: voxels only.")
+    flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model); 0: voxels only. "
+                         "ikea: 0 writes the model library (one voxel-only record per model) instead of the photos.")
     flags.DEFINE_integer("image_size", 128, "shapenet/files: edge of the rendered photos in pixels.")
     flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background photos (e.g. the SUN database); "
                         "renders are composited over random crops of them (plain white without it).")

@@ -218,24 +218,31 @@ def evaluate_classify():
     unseen = sorted(set(test.classes) - set(train.classes))
     if unseen:
         fail(f"--test_split: classes {', '.join(unseen)} of {test.folder} are not in {train.folder}")
-    features = {}
-    for name, shapes in (("train", train), ("test", test)):
-        features[name] = classify.discriminator_features(
-            model.discriminator, shapes.grids, FLAGS.batch_size, ProgressCounter(f"features ({name})", "shapes")
+    results = {}
+    for label, discriminator in (("trained", model.discriminator),
+                                 ("untrained", classify.untrained_discriminator(model.resolution, FLAGS.seed))):
+        train_features, test_features = (
+            classify.discriminator_features(discriminator, shapes.grids, FLAGS.batch_size,
+                                            ProgressCounter(f"features ({label} D, {name})", "shapes"))
+            for name, shapes in (("train", train), ("test", test))
         )
-    say(f"training a linear SVM on {features['train'].shape[1]} features of {len(train.grids)} shapes")
-    classifier = classify.train_classifier(features["train"], train.class_names, FLAGS.svm_c, FLAGS.seed)
-    result = classify.classification_metrics(classifier, features["test"], test.class_names, train.classes)
+        say(f"training a linear SVM on {train_features.shape[1]} features ({label} D) of {len(train.grids)} shapes")
+        classifier = classify.train_classifier(train_features, train.class_names, FLAGS.svm_c, FLAGS.seed)
+        results[label] = classify.classification_metrics(classifier, test_features, test.class_names, train.classes)
+    result = results["trained"]
     metrics = {"task": "classify", "model": FLAGS.model, "data": FLAGS.data, "train_shapes": len(train.grids),
-               "test_shapes": len(test.grids), "classes": train.classes, "features": int(features["train"].shape[1]),
-               "svm_c": FLAGS.svm_c, **result}
-    lines = ["| class | test shapes | accuracy |", "|---|---|---|"]
+               "test_shapes": len(test.grids), "classes": train.classes, "features": int(train_features.shape[1]),
+               "svm_c": FLAGS.svm_c, **result, "untrained_reference": results["untrained"]}
+    lines = ["| class | test shapes | accuracy (x100) | untrained D (reference) |", "|---|---|---|---|"]
     for name, row in zip(train.classes, result["confusion"]):
         if sum(row):
-            lines.append(f"| {name} | {sum(row)} | {result['per_class_accuracy'][name] * 100:.1f} |")
-    lines.append(f"| **all** | {len(test.grids)} | **{result['accuracy'] * 100:.1f}** |")
+            lines.append(f"| {name} | {sum(row)} | {result['per_class_accuracy'][name] * 100:.1f} | "
+                         f"{results['untrained']['per_class_accuracy'][name] * 100:.1f} |")
+    lines.append(f"| **all** | {len(test.grids)} | **{result['accuracy'] * 100:.1f}** | "
+                 f"{results['untrained']['accuracy'] * 100:.1f} |")
     table = (f"Linear SVM on discriminator features, trained on {len(train.grids)} shapes of {train.folder}, "
-             f"scored on {test.folder}:\n\n" + "\n".join(lines))
+             f"scored on {test.folder}; the reference column uses the features of an untrained discriminator "
+             f"(seed {FLAGS.seed}):\n\n" + "\n".join(lines))
     title = f"test accuracy {result['accuracy'] * 100:.1f}% ({len(test.grids)} shapes)"
     return metrics, table, {"confusion.png": figures.confusion_picture(result["confusion"], train.classes, title)}
 
@@ -283,16 +290,17 @@ def evaluate_latent():
     rows = latent.unit_rows(model.generator, unit_latent, effects, FLAGS.units, FLAGS.threshold)
     pictures["units.png"] = figures.labelled_rows([
         [(original, f"unit {unit}: shape {index}"), (ablated, f"unit {unit} off"),
-         (added, f"voxels unit {unit} adds")] for unit, index, original, ablated, added in rows
+         (original & ~ablated, f"voxels unit {unit} adds"), (ablated & ~original, f"voxels unit {unit} removes")]
+        for unit, index, original, ablated in rows
     ])
-    metrics["units"] = [{"unit": unit, "shape": index, "voxels_changed": int(effects[unit, index]),
-                         "voxels_added": int(added.sum())} for unit, index, _, _, added in rows]
+    metrics["units"] = [{"unit": unit, "shape": index, "voxels_added": int((original & ~ablated).sum()),
+                         "voxels_removed": int((ablated & ~original).sum())} for unit, index, original, ablated in rows]
     if not effects.any():
         say(f"note: switching off single units changed no voxel of the {FLAGS.unit_shapes} shapes (at --threshold)")
     table = (f"First-layer units of the generator that change most voxels of {FLAGS.unit_shapes} prior shapes "
              "when switched off:\n\n"
-             "| unit | shape | voxels changed | voxels it adds |\n|---|---|---|---|\n"
-             + "\n".join(f"| {u['unit']} | {u['shape']} | {u['voxels_changed']} | {u['voxels_added']} |"
+             "| unit | shape | voxels it adds | voxels it removes |\n|---|---|---|---|\n"
+             + "\n".join(f"| {u['unit']} | {u['shape']} | {u['voxels_added']} | {u['voxels_removed']} |"
                          for u in metrics["units"]))
     return metrics, table, pictures
 

@@ -123,6 +123,7 @@ def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(mode
     assert metrics["train_shapes"] == 24 and metrics["features"] == (64 + 128 + 256) * 8
     assert sum(map(sum, metrics["confusion"])) == 12 and 0 <= metrics["accuracy"] <= 1
     assert "| **all** | 12 |" in (tmp_path / "table.md").read_text()
+    assert 0 <= metrics["untrained_reference"]["accuracy"] <= 1
     assert (tmp_path / "confusion.png").stat().st_size > 500
 
 

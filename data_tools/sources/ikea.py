@@ -10,6 +10,8 @@ Two layouts:
              in sorted file order, or `<image> <model>` pairs), and model/ (or models/) <model>.mat with
              a voxel field (`voxel`, `grid`, ...).
 Records keep the native grid (20^3 in the benchmark) in `native_voxels`, since the benchmark scores there.
+With `--views 0` the records are the model library instead, one voxel-only record per model (225 in the
+benchmark layout), for shape-only training and classification.
 """
 
 import io
@@ -80,7 +82,13 @@ def _release_tasks(root, model_dir):
 
 
 def list_tasks(settings):
-    return find_photos(settings.input_path)
+    """One task per photo; with `views` 0 one voxel-only task per model of the library instead."""
+    layout, tasks = find_photos(settings.input_path)
+    if settings.views:
+        return layout, tasks
+    return layout, [Task(source_id=f"ikea/models/{model_id}", model_id=model_id, class_name=class_name, kind="model",
+                         paths=(path,), estimated_bytes=2 * voxel_bytes(64))
+                    for model_id, (class_name, path) in sorted(model_library(settings.input_path, tasks).items())]
 
 
 def find_photos(root):
@@ -134,4 +142,5 @@ def load(task, settings):
     if grid.ndim != 3:
         raise ValueError(f"{task.paths[0]}: holds a stack of shape {grid.shape}, expected one 3D grid")
     grid = upright(grid > 0.5)
-    return [Sample(voxels=grid, image=photo_bytes(task.image_path), native_voxels=grid)]
+    image = photo_bytes(task.image_path) if task.kind == "photo" else b""
+    return [Sample(voxels=grid, image=image, native_voxels=grid)]

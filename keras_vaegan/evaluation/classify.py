@@ -24,6 +24,18 @@ def _max_pool_to_grid(feature_map):
     return tf.reshape(pooled, [tf.shape(pooled)[0], -1])
 
 
+def untrained_discriminator(resolution, seed):
+    """A freshly initialized discriminator: its features tell how much training added."""
+    import keras
+
+    from keras_vaegan.discriminator import Discriminator
+
+    keras.utils.set_random_seed(seed)
+    discriminator = Discriminator(resolution=resolution, name="untrained_discriminator")
+    discriminator.build((None, resolution, resolution, resolution, 1))
+    return discriminator
+
+
 def discriminator_features(discriminator, grids, batch_size=16, progress=None):
     """(N, F) float32 features of binary grids (N, R, R, R): layers 2-4 pooled to 2^3, concatenated."""
     features = []

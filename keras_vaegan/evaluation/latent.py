@@ -50,7 +50,7 @@ def unit_effects(generator, latent, threshold=0.5, batch_size=64, progress=None)
 
 def unit_rows(generator, latent, effects, count, threshold=0.5):
     """For the `count` units whose removal changes most voxels: (unit, shape index, original grid,
-    grid without the unit, grid of the voxels the unit adds)."""
+    grid without the unit), both binary; the unit adds `original & ~without` and removes `without & ~original`."""
     rows = []
     units = generator.blocks[0].filters
     for unit in np.argsort(-effects.sum(axis=1), kind="stable")[:count]:
@@ -60,5 +60,5 @@ def unit_rows(generator, latent, effects, count, threshold=0.5):
         z = latent[index : index + 1]
         original = generate_with_first_layer_scaled(generator, z, np.ones(units, np.float32))[0] > threshold
         ablated = generate_with_first_layer_scaled(generator, z, scale)[0] > threshold
-        rows.append((int(unit), index, original, ablated, original & ~ablated))
+        rows.append((int(unit), index, original, ablated))
     return rows
