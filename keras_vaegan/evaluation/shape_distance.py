@@ -72,14 +72,17 @@ def _surface_sample(grid, count, seed):
         return voxels
     digest = hashlib.blake2b(np.packbits(grid).tobytes(), digest_size=8).digest()
     rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
-    return voxels[rng.choice(len(voxels), count, replace=len(voxels) < count)]
+    if len(voxels) >= count:
+        return voxels[rng.choice(len(voxels), count, replace=False)]
+    return np.concatenate([voxels, voxels[rng.choice(len(voxels), count - len(voxels))]])
 
 
 def surface_points(grid, count, seed=0):
     """`count` surface-voxel centres (count, 3) of a boolean grid in the unit cube; (0, 3) if empty.
 
-    Drawn without replacement when the surface has enough voxels, else with;
-    the draw depends only on `seed` and the grid's bits.
+    Drawn without replacement when the surface has enough voxels; else every
+    surface voxel once and the rest drawn again at random. The draw depends only
+    on `seed` and the grid's bits.
     """
     return (_surface_sample(grid, count, seed) + 0.5) / grid.shape[0]
 
