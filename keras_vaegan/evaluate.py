@@ -37,6 +37,8 @@ flags.DEFINE_integer("batch_size", 8, "Shapes or photos per forward pass.", lowe
 flags.DEFINE_integer("seed", 0, "Seed of latent vectors and subsets.", lower_bound=0, flag_values=FLAGS)
 flags.DEFINE_bool("best_transform", False, "ikea: also report the best of 8 turns/mirrors of each prediction.",
                   flag_values=FLAGS)
+flags.DEFINE_string("heldout_models", None, "ikea: a file of model ids left out of training (heldout_models.txt "
+                    "of data_tools.ikea_renders); their photos are also scored on their own.", flag_values=FLAGS)
 flags.DEFINE_string("train_data", None, "generation: TFRecords of the training shapes (memorization check).",
                     flag_values=FLAGS)
 flags.DEFINE_integer("samples", 100, "generation: shapes drawn from the prior.", lower_bound=2, flag_values=FLAGS)
@@ -136,6 +138,16 @@ def evaluate_ikea():
     ap = {"model": ikea.class_means(rows, "ap")}
     if FLAGS.best_transform:
         ap["model, best of 8 turns/mirrors"] = ikea.class_means(rows, "ap_best")
+    heldout = _heldout_models(bench)
+    if heldout is not None:
+        unseen = [row for row in rows if row["model_id"] in heldout]
+        say(f"{len(unseen)} photos show {len(heldout & {row['model_id'] for row in rows})} held-out models")
+        if unseen:
+            ap[f"model, photos of held-out models ({len(unseen)})"] = ikea.class_means(unseen, "ap")
+            ap[f"class mean shape, the same {len(unseen)} photos"] = ikea.class_means(
+                [row for row in unseen if row["class_mean_ap"] is not None], "class_mean_ap")
+        for row in rows:
+            row["heldout_model"] = row["model_id"] in heldout
     ap["mean shape (all classes)"] = ikea.class_means(rows, "mean_shape_ap")
     with_class_mean = [row for row in rows if row["class_mean_ap"] is not None]
     ap["class mean shape (oracle on class)"] = ikea.class_means(with_class_mean, "class_mean_ap")
@@ -150,6 +162,22 @@ def evaluate_ikea():
              f"{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
              f"{ikea.markdown_table(iou, classes)}\n")
     return metrics, table, {"ikea_examples.png": _ikea_examples(bench.photos, predictions, rows, figures)}
+
+
+def _heldout_models(bench):
+    """The model ids of --heldout_models (None without it); ids the dataset does not know end the run."""
+    if not FLAGS.heldout_models:
+        return None
+    try:
+        with open(FLAGS.heldout_models, encoding="utf-8") as handle:
+            heldout = {line.strip() for line in handle if line.strip()}
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"--heldout_models: {FLAGS.heldout_models}: cannot be read ({getattr(error, 'strerror', None) or error})")
+    unknown = sorted(heldout - bench.model_ids)
+    if unknown:
+        fail(f"--heldout_models: {FLAGS.heldout_models}: {len(unknown)} ids are not models of {FLAGS.data} "
+             f"(first: {unknown[0]})")
+    return heldout
 
 
 def _ikea_examples(photos, predictions, rows, figures):
@@ -175,6 +203,7 @@ def evaluate_generation():
     """Samples against held-out and training shapes; returns (metrics, table, figures)."""
     if not FLAGS.train_data:
         fail("--train_data is required for generation (the memorization check compares samples with it)")
+    import numpy as np
     import tensorflow as tf
 
     from keras_vaegan.evaluation import generation
@@ -188,9 +217,16 @@ def evaluate_generation():
     say(f"comparing with {len(held_out.grids)} held-out and {len(train.grids)} training shapes")
     metrics = generation.generation_metrics(samples, held_out.grids, train.grids, threshold=FLAGS.threshold,
                                             seed=FLAGS.seed)
+    picked = np.random.default_rng(FLAGS.seed).permutation(len(train.grids))[: FLAGS.samples]
+    say(f"scoring {len(picked)} training shapes as if they were samples (the reference)")
+    reference = generation.generation_metrics(train.grids[picked].astype(np.float32), held_out.grids, train.grids,
+                                              threshold=FLAGS.threshold, seed=FLAGS.seed)
+    table = (f"Generation quality of {FLAGS.model} ({FLAGS.samples} samples):\n\n"
+             f"{generation.generation_table(metrics)}\n\nReference: {len(picked)} training shapes of "
+             f"{FLAGS.train_data} scored as if they were the samples (a generator that reproduced its training "
+             f"set):\n\n{generation.generation_table(reference)}")
     metrics = {"task": "generation", "model": FLAGS.model, "data": FLAGS.data, "train_data": FLAGS.train_data,
-               **metrics}
-    table = f"Generation quality of {FLAGS.model} ({FLAGS.samples} samples):\n\n{generation.generation_table(metrics)}"
+               **metrics, "training_shapes_reference": reference}
 
     def nearest_figure(path):
         generation.write_nearest_figure(samples, train.grids, path, threshold=FLAGS.threshold)

@@ -134,3 +134,17 @@ def test_release_list_that_does_not_match_the_images_is_an_error(tmp_path):
     (tmp_path / "ikea" / "list" / "bed.txt").write_text("only_one\n")
     with pytest.raises(ConvertError, match=r"list/bed.txt: 1 models for 3 images"):
         run(tmp_path / "ikea", tmp_path / "out")
+
+
+def test_views_0_writes_the_model_library_without_photos(tmp_path):
+    found, _ = run(IKEA, tmp_path / "out", views=0)
+    records = all_records(tmp_path / "out", found)
+    classes = lines("all_obj_class.txt")
+    assert found["records"] == len(classes) == 225 and found["skipped"] == 0
+    assert set(records) == {f"ikea/models/model{i:04d}" for i in range(1, 226)}
+    split, record = records["ikea/models/model0068"]  # the chair of the first photo
+    assert record["image"].numpy() == b"" and record["class_name"].numpy().decode() == classes[67]
+    grid = readers.read_mat_voxels(os.path.join(IKEA, "Voxels", "68.mat"))
+    native = data.unpack_voxels(record["native_voxels"].numpy(), 20)
+    np.testing.assert_array_equal(native, upright(grid > 0.5))
+    assert {s for s, _ in records.values()} == {"train", "val", "test"}

@@ -10,11 +10,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import save_tiny_model
+from data_tools.readers import read_voxel_array
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
+CHAIRS = os.path.join(ROOT, "..", "shared", "data", "modelnet10-chair-32.npy.gz")
 
 
 def evaluate(*args):
@@ -95,6 +97,23 @@ def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_pat
     assert result.stderr.count("evaluate: skipped ") == lost + 1
 
 
+def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path):
+    models_of_photos = (open(os.path.join(IKEA, "Lists", "ModelID.txt")).read().split())
+    heldout = tmp_path / "heldout_models.txt"
+    heldout.write_text(f"model{int(models_of_photos[0]):04d}\nmodel0001\n")
+    result = evaluate("ikea", f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path / 'out'}",
+                      f"--heldout_models={heldout}", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    count = models_of_photos.count(models_of_photos[0])
+    assert f"model, photos of held-out models ({count})" in metrics["average_precision"]
+    assert sum(row["heldout_model"] for row in metrics["per_photo"]) == count
+    heldout.write_text("model9999\n")
+    error = the_error(evaluate("ikea", f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path / 'o'}",
+                               f"--heldout_models={heldout}"))
+    assert "1 ids are not models of" in error and "model9999" in error
+
+
 def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)
@@ -135,6 +154,35 @@ def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_
                                "--train_split=nope", f"--out={tmp_path / 'o'}"))
     assert "nope is not a folder" in error
     assert not os.path.exists(tmp_path / "o")
+
+
+@pytest.fixture(scope="module")
+def chair_records(tmp_path_factory):
+    """Real ModelNet chairs as records: held_out/ (12) and train/ (24)."""
+    root = tmp_path_factory.mktemp("chairs")
+    chairs = read_voxel_array(CHAIRS)
+    for split, grids in (("held_out", chairs[1:13]), ("train", chairs[13:37])):
+        os.makedirs(root / split)
+        with tf.io.TFRecordWriter(str(root / split / f"{split}.tfrecord")) as writer:
+            for i, grid in enumerate(grids):
+                writer.write(encode_example(grid, class_name="chair", source_id=f"{split}/{i}"))
+    return root
+
+
+def test_generation_scores_samples_and_the_training_set_reference(models, chair_records, tmp_path):
+    result = evaluate("generation", f"--model={models['gan']}", f"--data={chair_records / 'held_out'}",
+                      f"--train_data={chair_records / 'train'}", "--samples=8", f"--out={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_samples"] == 8 and metrics["num_held_out"] == 12 and metrics["num_train"] == 24
+    assert 0 <= metrics["coverage_iou"] <= 1 and 0 <= metrics["one_nna_iou"] <= 1
+    reference = metrics["training_shapes_reference"]
+    assert reference["num_samples"] == 8 and reference["memorization_nn_iou"] == 1.0  # copies of training shapes
+    assert "Reference: 8 training shapes" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "nearest_training_shapes.png").stat().st_size > 1000
+    error = the_error(evaluate("generation", f"--model={models['gan']}", f"--data={tmp_path / 'none'}",
+                               f"--train_data={chair_records / 'train'}", f"--out={tmp_path / 'o'}"))
+    assert error.startswith("error: --data:") and "not a directory" in error
 
 
 def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):

@@ -24,6 +24,7 @@ class IkeaBenchmark:
     photos: list
     library: dict  # model_id -> bool grid, every readable model of the dataset
     library_classes: dict  # model_id -> class name
+    model_ids: set  # every model the dataset lists, readable or not
     skipped: list  # {"file", "reason"} of photos and models left out
 
 
@@ -66,4 +67,4 @@ def load_benchmark(root, progress=None):
                 skipped.append({"file": task.image_path, "reason": str(error).removeprefix(f"{task.image_path}: ")})
         if progress:
             progress(done, len(models) + len(tasks))
-    return IkeaBenchmark(layout, photos, library, classes, skipped)
+    return IkeaBenchmark(layout, photos, library, classes, set(models), skipped)
