@@ -9,23 +9,18 @@ procedural background. DIR gets `train.tfrecord-*` shards, `classes.txt` and
 `preview.png`. The output depends only on the arguments.
 """
 
-import io
 import os
 
 import numpy as np
 from absl import app, flags
-from PIL import Image
 
+from data_tools.photos import render_photo
 from data_tools.shapes import CLASSES, make_shape
 from keras_vaegan.cli import ProgressCounter, fail, parse_flags
 from keras_vaegan.files import write_bytes_atomically
 from keras_vaegan import render
 
 PREVIEW_PER_CLASS = 4
-FURNITURE_COLORS = (
-    (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),
-    (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
-)
 
 FLAGS = flags.FLAGS
 
@@ -48,48 +43,6 @@ def check_arguments(out_dir, resolution, shapes_per_class, views_per_shape, imag
             raise ValueError(f"{name}: {problem}")
 
 
-def _background(rng, size):
-    """A random procedural backdrop (size, size, 3) float: gradient, stripes, blobs or rings, plus grain."""
-    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
-    angle = rng.uniform(0, 2 * np.pi)
-    along = x * np.cos(angle) + y * np.sin(angle)
-    kind = rng.integers(4)
-    if kind == 0:
-        t = along - along.min()
-    elif kind == 1:
-        t = (np.sin(2 * np.pi * rng.uniform(2, 10) * along) > rng.uniform(-0.5, 0.5)).astype(float)
-    elif kind == 2:
-        cells = rng.random((rng.integers(3, 9),) * 2).astype(np.float32)
-        t = np.asarray(Image.fromarray(cells).resize((size, size), Image.Resampling.BICUBIC))
-    else:
-        t = np.hypot(x - rng.random(), y - rng.random()) * rng.uniform(1, 6) % 1.0
-    low, high = rng.uniform(0, 255, (2, 3))
-    image = low + np.clip(t, 0, 1)[..., None] * (high - low)
-    return image + rng.normal(0, rng.uniform(0, 12), image.shape)
-
-
-def _framed(rgba, rng, size):
-    """Crops a square around the object with a random margin, like a photo crop, and resizes it."""
-    rows, cols = np.nonzero(rgba[..., 3])
-    half = max(np.ptp(rows), np.ptp(cols)) / 2 * rng.uniform(1.05, 1.3) + 1
-    row, col = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
-    box = tuple(round(v) for v in (col - half, row - half, col + half, row + half))
-    return np.asarray(Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS))
-
-
-def _photo(voxels, rng, size):
-    """JPEG bytes of the shape in a furniture color, from a random view, over a random background."""
-    color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
-    rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
-                              color=tuple(color))
-    rgba = _framed(rgba, rng, size)
-    alpha = rgba[..., 3:] / 255.0
-    image = rgba[..., :3] * alpha + _background(rng, size) * (1 - alpha)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _rng(seed, class_id, index, stream):
     """Generator of one shape (stream 0) or of its view v (stream v + 1), whatever the counts."""
     return np.random.default_rng([seed, class_id, index, stream])
@@ -106,7 +59,7 @@ def _examples(resolution, shapes_per_class, views_per_shape, image_size, seed, p
         class_id, view = divmod(rest, views_per_shape)
         name = CLASSES[class_id]
         voxels = make_shape(name, resolution, _rng(seed, class_id, index, 0))
-        yield encode_example(voxels, image=_photo(voxels, _rng(seed, class_id, index, view + 1), image_size),
+        yield encode_example(voxels, image=render_photo(voxels, _rng(seed, class_id, index, view + 1), image_size),
                              class_name=name, class_id=class_id, source_id=f"synthetic/{name}/{index:05d}")
         if progress:
             progress(done, total)

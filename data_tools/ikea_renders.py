@@ -1,0 +1,203 @@
+"""The IKEA experiment's training set: photo-like renders of the IKEA model library and of procedural furniture.
+
+    python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
+        [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
+        [--image_size 64] [--num_shards 4] [--seed 0]
+
+Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
+to --resolution) except the held-out ones is rendered --views_per_model times
+from random viewpoints in a random furniture colour, with colour casts, blur and
+JPEG artefacts, over a backdrop: procedural, or a crop of a photo from
+--backgrounds (the SUN database in the paper's setting) or, without it, of the
+natural photos that ship inside scikit-image. The IKEA benchmark photos are
+never used. DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt
+(the models left out, whose photos `python -m keras_vaegan.evaluate ikea
+--heldout_models` scores separately) and preview.png. The output depends only
+on the arguments.
+"""
+
+import os
+
+import numpy as np
+from absl import app, flags
+
+from data_tools import shapes
+from data_tools.photos import render_photo
+from data_tools.resample import resample
+from data_tools.sources import stable_hash
+from keras_vaegan import render
+from keras_vaegan.cli import ProgressCounter, fail, parse_flags
+from keras_vaegan.files import write_bytes_atomically
+
+HELDOUT_FILE = "heldout_models.txt"
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
+                  "brick", "grass", "gravel")
+MAX_BACKDROPS = 500
+BACKDROP_EDGE = 384
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+FLAGS = flags.FLAGS
+
+
+def is_heldout(model_id, fraction, seed):
+    """Whether a library model is left out of training: a stable hash of the id and the seed."""
+    return stable_hash(f"{seed}/{model_id}") % 10_000 < fraction * 10_000
+
+
+def _small(rgb):
+    from PIL import Image
+
+    picture = Image.fromarray(rgb)
+    picture.thumbnail((BACKDROP_EDGE, BACKDROP_EDGE))
+    return np.asarray(picture.convert("RGB"))
+
+
+def load_backdrops(folder=""):
+    """uint8 RGB photos to composite renders over: those in `folder` (at most MAX_BACKDROPS, sorted,
+    unreadable ones skipped) or, without a folder, scikit-image's sample photos."""
+    if not folder:
+        import skimage.data
+
+        photos = [getattr(skimage.data, name)() for name in SKIMAGE_PHOTOS]
+        return [_small(np.repeat(p[..., None], 3, -1) if p.ndim == 2 else p[..., :3]) for p in photos]
+    from data_tools.readers import BadFile, read_image
+
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(PHOTO_EXTENSIONS))[:MAX_BACKDROPS]
+    backdrops = []
+    for name in names:
+        try:
+            backdrops.append(_small(read_image(os.path.join(folder, name))))
+        except BadFile:
+            continue
+    if not backdrops:
+        raise ValueError(f"backgrounds: {folder} holds no readable photos ({', '.join(PHOTO_EXTENSIONS)})")
+    return backdrops
+
+
+def _library(input_path):
+    """{model_id: (class name, bool grid [x, y, z])} of the IKEA dataset at `input_path`."""
+    from data_tools.readers import read_mat_voxels
+    from data_tools.sources import ikea
+
+    _, tasks = ikea.find_photos(input_path)
+    library = {}
+    for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items()):
+        library[model_id] = (class_name, ikea.upright(read_mat_voxels(path) > 0.5))
+    return library
+
+
+def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed):
+    """(source id, class name, grid, rng) of every record, in a seeded random order."""
+    jobs = []
+    for model_id, (class_name, grid) in library.items():
+        if model_id not in heldout:
+            jobs += [(f"ikea/models/{model_id}/view{v}", class_name, grid, (seed, 0, stable_hash(model_id), v))
+                     for v in range(views_per_model)]
+    for class_id, name in enumerate(shapes.CLASSES):
+        for index in range(synthetic_per_class):
+            grid = shapes.make_shape(name, resolution, np.random.default_rng([seed, 1, class_id, index]))
+            jobs += [(f"synthetic/{name}/{index:05d}/view{v}", name, grid, (seed, 2, class_id, index, v))
+                     for v in range(views_per_model)]
+    order = np.random.default_rng(seed).permutation(len(jobs))
+    return [jobs[i] for i in order]
+
+
+def _examples(jobs, classes, backdrops, resolution, image_size, progress):
+    from keras_vaegan.data import encode_example
+
+    for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
+        voxels = resample(grid, resolution)
+        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True)
+        yield encode_example(voxels, image=photo, class_name=class_name, class_id=classes.index(class_name),
+                             source_id=source_id)
+        if progress:
+            progress(done, len(jobs))
+
+
+def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
+                       heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None):
+    """Writes the shards, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids)."""
+    from data_tools.records import write_shards
+
+    library = _library(input_path)
+    heldout = sorted(m for m in library if is_heldout(m, heldout_fraction, seed))
+    classes = sorted({name for name, _ in library.values()} | set(shapes.CLASSES))
+    jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed)
+    backdrops = load_backdrops(backgrounds)
+    _, count = write_shards(_examples(jobs, classes, backdrops, resolution, image_size, progress), out_dir, "train",
+                            num_shards)
+    write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
+    write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
+    preview = [render.photo_cell(_decoded(render_photo(resample(grid, resolution), np.random.default_rng(key),
+                                                       image_size, backdrops, jitter=True)), 96)
+               for _, _, grid, key in jobs[:24]]
+    render.save_png(render.tile_cells(preview, 8), os.path.join(out_dir, "preview.png"))
+    return count, heldout
+
+
+def _decoded(jpeg):
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
+def _define_flags():
+    flags.DEFINE_string("input", None, "The IKEA dataset folder (benchmark or release layout).")
+    flags.DEFINE_string("out", None, "Output folder for the shards, classes.txt, heldout_models.txt, preview.png.")
+    flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.")
+    flags.DEFINE_integer("views_per_model", 8, "Renders (records) per library model and per procedural shape.")
+    flags.DEFINE_integer("synthetic_per_class", 10, "Procedural shapes per class added to the library (0: none).")
+    flags.DEFINE_float("heldout_fraction", 0.15, "Share of library models never rendered (by a hash of the id).")
+    flags.DEFINE_string("backgrounds", "", "Folder of backdrop photos (e.g. the SUN database); default: "
+                        "scikit-image's sample photos. Half of the backdrops are procedural either way.")
+    flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.")
+    flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
+
+
+def _check_flags():
+    checks = (
+        ("input", FLAGS.input and os.path.isdir(FLAGS.input), f"{FLAGS.input} is not a folder"),
+        ("out", not os.path.exists(FLAGS.out) or os.path.isdir(FLAGS.out), f"{FLAGS.out} is not a folder"),
+        ("resolution", FLAGS.resolution in (32, 64), f"{FLAGS.resolution} is not one of 32, 64"),
+        ("views_per_model", 1 <= FLAGS.views_per_model <= 100, f"{FLAGS.views_per_model} is not in [1, 100]"),
+        ("synthetic_per_class", 0 <= FLAGS.synthetic_per_class <= 10_000,
+         f"{FLAGS.synthetic_per_class} is not in [0, 10000]"),
+        ("heldout_fraction", 0 <= FLAGS.heldout_fraction < 1, f"{FLAGS.heldout_fraction} is not in [0, 1)"),
+        ("backgrounds", not FLAGS.backgrounds or os.path.isdir(FLAGS.backgrounds), f"{FLAGS.backgrounds} is not a folder"),
+        ("image_size", 16 <= FLAGS.image_size <= 1024, f"{FLAGS.image_size} is not in [16, 1024]"),
+        ("num_shards", 1 <= FLAGS.num_shards <= 1000, f"{FLAGS.num_shards} is not in [1, 1000]"),
+        ("seed", FLAGS.seed >= 0, f"{FLAGS.seed} is negative"),
+    )
+    for name, ok, problem in checks:
+        if not ok:
+            fail(f"--{name}: {problem}")
+
+
+def main(argv):
+    del argv
+    _check_flags()
+    from data_tools.readers import BadFile
+    from data_tools.sources import LayoutError
+
+    try:
+        count, heldout = write_ikea_renders(
+            FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
+            FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
+            ProgressCounter("ikea renders", "records"),
+        )
+    except (LayoutError, BadFile, ValueError) as error:
+        fail(f"--input: {error}" if not str(error).startswith("backgrounds") else f"--{error}")
+    print(f"wrote {count} records in {FLAGS.num_shards} shards ({len(heldout)} library models held out, listed in "
+          f"{HELDOUT_FILE}), classes.txt and preview.png to {FLAGS.out}")
+
+
+def run():
+    _define_flags()
+    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv, required=("input", "out")))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,87 @@
+"""Photo-like pictures of voxel shapes: a furniture colour, a random view, a photo-like crop, a backdrop.
+
+The backdrop is procedural (gradients, stripes, blobs, rings, grain) or, when
+photos are given, a random crop of one of them (the paper composites its
+renders over SUN database photos). With `jitter` the picture also gets the
+faults of real photos: colour casts, blur and JPEG artefacts.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from keras_vaegan import render
+
+FURNITURE_COLORS = (
+    (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),
+    (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
+)
+
+
+def _background(rng, size):
+    """A random procedural backdrop (size, size, 3) float: gradient, stripes, blobs or rings, plus grain."""
+    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
+    angle = rng.uniform(0, 2 * np.pi)
+    along = x * np.cos(angle) + y * np.sin(angle)
+    kind = rng.integers(4)
+    if kind == 0:
+        t = along - along.min()
+    elif kind == 1:
+        t = (np.sin(2 * np.pi * rng.uniform(2, 10) * along) > rng.uniform(-0.5, 0.5)).astype(float)
+    elif kind == 2:
+        cells = rng.random((rng.integers(3, 9),) * 2).astype(np.float32)
+        t = np.asarray(Image.fromarray(cells).resize((size, size), Image.Resampling.BICUBIC))
+    else:
+        t = np.hypot(x - rng.random(), y - rng.random()) * rng.uniform(1, 6) % 1.0
+    low, high = rng.uniform(0, 255, (2, 3))
+    image = low + np.clip(t, 0, 1)[..., None] * (high - low)
+    return image + rng.normal(0, rng.uniform(0, 12), image.shape)
+
+
+def _framed(rgba, rng, size):
+    """Crops a square around the object with a random margin, like a photo crop, and resizes it."""
+    rows, cols = np.nonzero(rgba[..., 3])
+    half = max(np.ptp(rows), np.ptp(cols)) / 2 * rng.uniform(1.05, 1.3) + 1
+    row, col = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
+    box = tuple(round(v) for v in (col - half, row - half, col + half, row + half))
+    return np.asarray(Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def _photo_crop(photo, rng, size):
+    """A random square crop of a uint8 RGB photo (at least half its short side), resized to `size`."""
+    height, width = photo.shape[:2]
+    edge = int(min(height, width) * rng.uniform(0.5, 1.0))
+    top, left = rng.integers(0, height - edge + 1), rng.integers(0, width - edge + 1)
+    crop = Image.fromarray(photo[top : top + edge, left : left + edge])
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), np.float64)
+
+
+def _with_faults(image, rng):
+    """A colour cast, a brightness/contrast change and sometimes blur, as in real photos."""
+    image = (image - 128) * rng.uniform(0.7, 1.3) + 128 + rng.normal(0, 20) + rng.normal(0, 12, 3)
+    picture = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    return np.asarray(picture, np.float64)
+
+
+def render_photo(voxels, rng, size, backdrops=(), jitter=False):
+    """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
+    or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults."""
+    color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
+    rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
+                              color=tuple(color))
+    rgba = _framed(rgba, rng, size)
+    alpha = rgba[..., 3:] / 255.0
+    if len(backdrops) and rng.random() < 0.5:
+        backdrop = _photo_crop(backdrops[rng.integers(len(backdrops))], rng, size)
+    else:
+        backdrop = _background(rng, size)
+    image = rgba[..., :3] * alpha + backdrop * (1 - alpha)
+    quality = 90
+    if jitter:
+        image, quality = _with_faults(image, rng), int(rng.integers(40, 95))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,83 @@
+"""The IKEA experiment's training set: renders of the real IKEA model library, held-out models, backdrops."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data_tools import ikea_renders
+from data_tools.photos import render_photo
+from keras_vaegan import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    out = tmp_path_factory.mktemp("renders")
+    count, heldout = ikea_renders.write_ikea_renders(IKEA, str(out), views_per_model=1, synthetic_per_class=1,
+                                                     heldout_fraction=0.2, image_size=32, num_shards=2)
+    records = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(out)))]
+    return out, count, heldout, records
+
+
+def test_every_library_model_but_the_held_out_ones_is_rendered(renders):
+    out, count, heldout, records = renders
+    assert 225 * 0.1 < len(heldout) < 225 * 0.3
+    assert (out / ikea_renders.HELDOUT_FILE).read_text().split() == heldout
+    ids = [r["source_id"].numpy().decode() for r in records]
+    library = {i.split("/")[2] for i in ids if i.startswith("ikea/models/")}
+    assert len(library) == 225 - len(heldout) and not library & set(heldout)
+    assert sum(i.startswith("synthetic/") for i in ids) == 6 and count == len(records) == 225 - len(heldout) + 6
+    classes = (out / "classes.txt").read_text().split()
+    assert classes == ["bed", "bookcase", "chair", "desk", "sofa", "table", "wardrobe"]
+    for record in records[:10]:
+        assert int(record["resolution"]) == 32 and classes[int(record["class_id"])] == record["class_name"].numpy().decode()
+        photo = Image.open(io.BytesIO(record["image"].numpy()))
+        assert photo.format == "JPEG" and photo.size == (32, 32)
+    assert (out / "preview.png").stat().st_size > 1000
+
+
+def test_held_out_models_and_bytes_depend_only_on_the_arguments(renders, tmp_path):
+    out, _, heldout, _ = renders
+    assert heldout == sorted(m for m in (f"model{i:04d}" for i in range(1, 226)) if ikea_renders.is_heldout(m, 0.2, 0))
+    assert heldout != sorted(m for m in (f"model{i:04d}" for i in range(1, 226)) if ikea_renders.is_heldout(m, 0.2, 1))
+    ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=1, synthetic_per_class=1,
+                                    heldout_fraction=0.2, image_size=32, num_shards=2)
+    for name in sorted(os.listdir(out)):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_photos_use_the_backdrops_and_the_faults_of_real_photos():
+    grid = np.zeros((32, 32, 32), bool)
+    grid[10:22, 10:22, 0:20] = True
+    backdrop = np.zeros((100, 120, 3), np.uint8)
+    backdrop[..., 1] = 255  # pure green
+    plain = render_photo(grid, np.random.default_rng(3), 64)
+    assert plain == render_photo(grid, np.random.default_rng(3), 64)
+    greens = 0
+    for seed in range(8):
+        pixels = np.asarray(Image.open(io.BytesIO(render_photo(grid, np.random.default_rng(seed), 64, [backdrop]))))
+        greens += pixels[0, 0, 1] > 200 and pixels[0, 0, 0] < 60  # the corner shows the backdrop
+    assert 0 < greens < 8  # half the backdrops are photos, half procedural
+    jittered = render_photo(grid, np.random.default_rng(3), 64, jitter=True)
+    assert jittered != plain and Image.open(io.BytesIO(jittered)).size == (64, 64)
+    assert len(ikea_renders.load_backdrops()) == len(ikea_renders.SKIMAGE_PHOTOS)
+
+
+def test_cli_bad_flags_are_one_line(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
+                           ([f"--input={tmp_path / 'no'}", f"--out={tmp_path}"], "is not a folder"),
+                           ([f"--input={tmp_path}", f"--out={tmp_path / 'o'}"], "not an IKEA dataset"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--heldout_fraction=1"], "--heldout_fraction")):
+        result = subprocess.run([sys.executable, "-m", "data_tools.ikea_renders", *args], capture_output=True,
+                                text=True, timeout=120, cwd=ROOT, env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert fragment in result.stderr.strip().splitlines()[-1]
