@@ -63,13 +63,13 @@ flags.DEFINE_enum("latent_prior", "uniform", ["uniform", "normal"], "Prior of z.
 
 
 def convert(source, out):
-    """Runs the real converter CLI; returns its last output line or stops with its error."""
+    """Runs the real converter CLI; returns its summary line or stops with its error."""
     command = [sys.executable, "-m", "data_tools", "modelnet", "--input", source, "--out", out]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    lines = (result.stdout + result.stderr).strip().splitlines()
+    lines = (result.stderr if result.returncode else result.stdout).strip().splitlines()
     if result.returncode:
         fail(f"--input: conversion failed: {lines[-1] if lines else 'exit code ' + str(result.returncode)}")
-    return lines[-1]
+    return lines[-1] if lines else "done"
 
 
 def load_split(dataset_dir, *splits):
@@ -176,7 +176,7 @@ def run(work_dir, keep_figure):
         print(f"wrote {figure}")
     print("\nAll rows (minutes and steps of training; eval s: generating and scoring, not counted as training):")
     print("\n".join(rows))
-    print(f"final losses: {', '.join(f'{k} {v:.4g}' for k, v in clock.logs.items())}")
+    print(f"training metrics, means over all steps: {', '.join(f'{k} {v:.4g}' for k, v in clock.logs.items())}")
     for name in QUALITY_METRICS:
         print(f"QUALITY {name} {metrics[name]:.4f}")
 

@@ -87,7 +87,8 @@ def generation_metrics(samples, held_out, train, threshold=0.5, seed=0, points_p
 
     samples: (N, R, R, R[, 1]) generated occupancy in [0, 1]; held_out: (M, ...) real shapes not seen
     in training; train: (K, ...) training shapes, of which at most `max_train` (a random subset drawn
-    with `seed`) are searched for each sample's nearest. All are binarized at `threshold`.
+    with `seed`) are searched for each sample's nearest. All are binarized at `threshold`; the
+    Chamfer distance uses `points_per_shape` surface points of each (see shape_distance).
     """
     fake = occupancy(samples, threshold, "samples")
     real = occupancy(held_out, threshold, "held_out")

@@ -11,7 +11,7 @@ Both are symmetric, zero between identical grids and defined for empty grids
   points are centres of surface voxels (occupied voxels with an empty
   6-neighbour, the grid's outside counting as empty), divided by the
   resolution so every grid lies in the unit cube and numbers compare across
-  32^3 and 64^3. Each grid gets a fixed number of them, drawn from a generator
+  32^3 and 64^3. Each grid gets a fixed number of them (`count`), drawn from a generator
   seeded by the seed and the grid's own bits: a grid always gets the same
   points, so identical grids are at distance 0. Two empty grids are at 0, an
   empty and a non-empty grid at EMPTY_CHAMFER, more than between any two
@@ -27,7 +27,6 @@ from scipy.spatial import cKDTree
 EMPTY_CHAMFER = 6.0
 _FACE_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
 _IOU_CHUNK_VOXELS = 1 << 25  # floats per block of the flattened grids in one matrix product
-_GATHER_BLOCK = 1 << 25  # distances gathered at once by chamfer_distances
 
 
 def occupancy(grids, threshold=0.5, name="grids"):
@@ -111,16 +110,12 @@ def chamfer_distances(grids, count=512, seed=0):
     kept = np.flatnonzero(present)
     if not len(kept):
         return distances
-    squared = np.empty((len(kept), resolution ** 3), np.float32)  # [j, voxel]: to j's nearest point
-    for row, index in enumerate(kept):
-        outside = np.ones(grids.shape[1:], bool)
-        outside.flat[cells[index]] = False
-        squared[row] = (ndimage.distance_transform_edt(outside) / resolution).ravel() ** 2
     queries = np.stack([cells[index] for index in kept])
     one_way = np.empty((len(kept), len(kept)))  # [i, j]: mean squared distance from i's points to j's
-    rows = max(1, _GATHER_BLOCK // queries.size)
-    for start in range(0, len(kept), rows):
-        block = squared[start:start + rows][:, queries]  # (rows, K, count)
-        one_way[:, start:start + rows] = block.mean(axis=-1, dtype=np.float64).T
+    for column, index in enumerate(kept):
+        outside = np.ones(grids.shape[1:], bool)
+        outside.flat[cells[index]] = False
+        squared = (ndimage.distance_transform_edt(outside) / resolution).ravel() ** 2  # to j's nearest point
+        one_way[:, column] = squared[queries].mean(axis=1)
     distances[np.ix_(kept, kept)] = one_way + one_way.T
     return distances
