@@ -6,11 +6,9 @@ and state dicts of the port's `_G`/`_D` saved by torch. The reference forward is
 PyTorch's (ConvTranspose3d has the semantics of VolumetricFullConvolution).
 """
 
-import os
 import pickle
 import subprocess
 import sys
-import types
 import zipfile
 
 import keras
@@ -375,3 +373,41 @@ def test_cli_runs_as_a_module_with_one_line_errors(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'none.t7'}: no such file"
+
+
+def torch7_discriminator(port_discriminator):
+    """The port's discriminator as a Torch7 nn.Sequential of VolumetricConvolution, BatchNorm, LeakyReLU."""
+    modules = []
+    for i in range(1, 6):
+        layer = getattr(port_discriminator, f"layer{i}")
+        conv = layer[0]
+        fields = dict(nInputPlane=conv.in_channels, nOutputPlane=conv.out_channels,
+                      weight=conv.weight.detach().numpy(), bias=np.zeros(conv.out_channels, "float32"))
+        for axis, pad in zip("THW", conv.padding):
+            fields.update({f"k{axis}": 4, f"d{axis}": 2, f"pad{axis}": pad})
+        modules.append(TorchClass("nn.VolumetricConvolution", fields))
+        if i == 5:
+            modules.append(TorchClass("nn.Sigmoid", {}))
+            continue
+        norm = layer[1]
+        modules.append(TorchClass("nn.VolumetricBatchNormalization", dict(
+            eps=norm.eps, weight=norm.weight.detach().numpy(), bias=norm.bias.detach().numpy(),
+            running_mean=norm.running_mean.numpy(), running_var=norm.running_var.numpy()), version=2))
+        modules.append(TorchClass("nn.LeakyReLU", dict(negval=0.2, inplace=False)))
+    return TorchClass("nn.Sequential", dict(modules=modules))
+
+
+def test_torch7_discriminator_parity_and_kind_check(tmp_path, capsys):
+    _, port_discriminator = port_networks(32)
+    g_path, d_path = str(tmp_path / "G.t7"), str(tmp_path / "D.t7")
+    write_t7(g_path, torch7_generator(generator_layers(32)))
+    write_t7(d_path, torch7_discriminator(port_discriminator))
+    out = str(tmp_path / "gan.keras")
+    convert_to_keras("torch7", g_path, out, d_path)
+    voxels = (np.random.default_rng(0).random((2, 32, 32, 32)) < 0.3).astype("float32")
+    with torch.no_grad():
+        probability = port_discriminator(torch.from_numpy(voxels)[:, None]).reshape(2, 1).numpy()
+    logits = keras.saving.load_model(out, compile=False).discriminator(voxels[..., None], training=False).numpy()
+    assert np.abs(1 / (1 + np.exp(-logits)) - probability).max() <= TOLERANCE
+    err = run_cli(["--from=torch7", f"--generator={d_path}", f"--out={tmp_path / 'x.keras'}"], capsys)
+    assert "is a 32^3 discriminator" in err and "given as the generator" in err

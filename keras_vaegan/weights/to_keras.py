@@ -39,7 +39,9 @@ def read_network(source, path, expected_kind, zero_biases=True):
             blocks, rows = pytorch_to_blocks(state, kind, resolution, latent_dim, path)
     if kind != expected_kind:
         reads = "reads voxels" if kind == "discriminator" else "reads latent vectors"
-        raise ConversionError(f"{path}: is a {resolution}^3 {kind} (its first layer {reads}), given as the {expected_kind}")
+        raise ConversionError(
+            f"{path}: is a {resolution}^3 {kind} (its first layer {reads}), given as the {expected_kind}"
+        )
     return SourceNetwork(path, kind, resolution, latent_dim, blocks, rows)
 
 
