@@ -247,9 +247,12 @@ def test_pytorch_parity(tmp_path, capsys, cube_len):
 
 def test_pytorch_biases_and_the_restricted_unpickler(tmp_path):
     generator, discriminator, (g_path, d_path) = save_port(tmp_path, 32, bias=True)
-    with_torch, without = load_state_dict(g_path, use_torch=True), load_state_dict(g_path, use_torch=False)
-    assert list(with_torch) == list(without)
-    assert all(np.array_equal(with_torch[k], without[k]) for k in with_torch)
+    legacy = str(tmp_path / "G_1000.pkl")  # the port's own checkpoints predate the zip format
+    torch.save(generator.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    for path in (g_path, legacy):
+        with_torch, without = load_state_dict(path, use_torch=True), load_state_dict(path, use_torch=False)
+        assert list(with_torch) == list(without)
+        assert all(np.array_equal(with_torch[k], without[k]) for k in with_torch)
     out = str(tmp_path / "port.keras")
     convert_to_keras("pytorch", g_path, out, d_path)
     assert_port_parity(out, generator, discriminator, 32)
@@ -326,14 +329,18 @@ def test_missing_and_unexpected_tensors_are_named(tmp_path, capsys):
 
 def test_truncated_files(tmp_path, capsys):
     write_t7(tmp_path / "g.t7", torch7_generator(generator_layers(32)))
-    _, _, (g_path, _) = save_port(tmp_path, 32)
-    for name, source in (("g.t7", "torch7"), ("G.pth", "pytorch")):
+    generator, _, _ = save_port(tmp_path, 32)
+    torch.save(generator.state_dict(), tmp_path / "G.pkl", _use_new_zipfile_serialization=False)
+    for name, source in (("g.t7", "torch7"), ("G.pth", "pytorch"), ("G.pkl", "pytorch")):
         data = (tmp_path / name).read_bytes()
         for cut in (len(data) // 2, len(data) - 7):
             (tmp_path / f"cut-{name}").write_bytes(data[:cut])
             err = run_cli([f"--from={source}", f"--generator={tmp_path / f'cut-{name}'}",
                            f"--out={tmp_path / 'x.keras'}"], capsys)
             assert f"cut-{name}" in err and ("truncated" in err or "damaged" in err or "not a" in err)
+            if source == "pytorch":
+                with pytest.raises(ConversionError, match="damaged or truncated"):
+                    load_state_dict(str(tmp_path / f"cut-{name}"), use_torch=False)
 
 
 class _Payload:
@@ -347,12 +354,18 @@ class _Payload:
 
 
 @pytest.mark.parametrize("use_torch", [True, False])
-def test_a_pickle_that_would_run_code_is_refused(tmp_path, use_torch):
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, use_torch, zip_format):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pth"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("evil/data.pkl", pickle.dumps({"layer1.0.weight": _Payload(str(marker))}, protocol=2))
-        archive.writestr("evil/version", "3\n")
+    payload = pickle.dumps({"layer1.0.weight": _Payload(str(marker))}, protocol=2)
+    if zip_format:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("evil/data.pkl", payload)
+            archive.writestr("evil/version", "3\n")
+    else:
+        header = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001, {}))
+        path.write_bytes(header + payload + pickle.dumps([], protocol=2))
     with pytest.raises(ConversionError, match="evil.pth"):
         load_state_dict(str(path), use_torch=use_torch)
     assert not marker.exists()

@@ -1,7 +1,8 @@
 """Reading PyTorch state dicts (`G.pth`, `D.pth`) as name -> numpy array, with or without torch.
 
-With torch installed, `torch.load(weights_only=True)`. Without it, the zip
-format of `torch.save` (PyTorch >= 1.6) is read by a restricted unpickler that
+With torch installed, `torch.load(weights_only=True)`. Without it, both formats
+of `torch.save` (the zip archive of PyTorch >= 1.6 and the older stream of
+pickles followed by raw storages) are read by a restricted unpickler that
 accepts only tensor rebuilds, storages and OrderedDicts: a pickle naming any
 other global (one that would run code) is refused before anything is called.
 """
@@ -9,6 +10,7 @@ other global (one that would run code) is refused before anything is called.
 import collections
 import importlib.util
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -64,12 +66,26 @@ def _first(error):
     return text.splitlines()[0][:160] if text else type(error).__name__
 
 
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
 class _Storage:
-    def __init__(self, dtype, key):
-        self.dtype, self.key = dtype, key
+    def __init__(self, dtype, key, count):
+        self.dtype, self.key, self.count = dtype, key, count
+        self.array = None
 
 
-def _rebuild_tensor(storage, offset, size, stride, *unused):
+class _Tensor:
+    """A tensor whose storage may be read after the pickle (the older format)."""
+
+    def __init__(self, storage, offset, size, stride, *unused):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def array(self):
+        return _rebuild_tensor(self.storage, self.offset, self.size, self.stride)
+
+
+def _rebuild_tensor(storage, offset, size, stride):
     item = storage.array.dtype.itemsize
     if size and (min(stride) < 0 or offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage.array)):
         raise ConversionError(f"a tensor of size {tuple(size)} runs past its storage")
@@ -82,15 +98,15 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler of `torch.save` zip archives that resolves only tensor rebuilds, storages and OrderedDict."""
 
-    def __init__(self, handle, archive, prefix):
+    def __init__(self, handle, storages, archive=None, prefix=""):
         super().__init__(handle)
-        self.archive, self.prefix = archive, prefix
+        self.storages, self.archive, self.prefix = storages, archive, prefix
 
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
         if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
-            return _rebuild_tensor
+            return _Tensor
         if module == "torch" and name in STORAGE_DTYPES:
             return STORAGE_DTYPES[name]
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
@@ -101,24 +117,66 @@ class _RestrictedUnpickler(pickle.Unpickler):
         dtype, key, count = pid[1], pid[2], pid[4]
         if not isinstance(dtype, type) or dtype not in STORAGE_DTYPES.values():
             raise pickle.UnpicklingError(f"unknown storage type {dtype!r:.60}")
-        data = self.archive.read(f"{self.prefix}data/{key}")
-        array = np.frombuffer(data, dtype)
-        if len(array) < count:
-            raise ConversionError(f"storage {key} holds {len(array)} values, the pickle says {count}")
-        storage = _Storage(dtype, key)
-        storage.array = array[:count]
-        return storage
+        if key not in self.storages:
+            self.storages[key] = _Storage(dtype, key, count)
+            if self.archive is not None:
+                _fill(self.storages[key], self.archive.read(f"{self.prefix}data/{key}"))
+        return self.storages[key]
+
+
+def _fill(storage, data):
+    array = np.frombuffer(data, storage.dtype)
+    if len(array) < storage.count:
+        raise ConversionError(f"storage {storage.key} holds {len(array)} values, the pickle says {storage.count}")
+    storage.array = array[: storage.count]
+
+
+def _materialize(state):
+    """The unpickled dict with its tensors as numpy arrays."""
+    if not isinstance(state, dict):
+        return state
+    return collections.OrderedDict((k, v.array() if isinstance(v, _Tensor) else v) for k, v in state.items())
+
+
+def _load_legacy(handle):
+    """The older torch.save stream: magic, protocol, system info, the pickle, storage keys, raw storages."""
+    if handle.read(4) == b"PK\x03\x04":
+        raise ConversionError("damaged or truncated zip archive")
+    handle.seek(0)
+    plain = _RestrictedUnpickler(handle, {})
+    try:
+        magic = plain.load()
+    except Exception:  # any byte stream that does not start with the magic number's pickle
+        magic = None
+    if magic != LEGACY_MAGIC:
+        raise ConversionError("not written by torch.save")
+    plain.load()
+    plain.load()
+    storages = {}
+    state = _RestrictedUnpickler(handle, storages).load()
+    for key in _RestrictedUnpickler(handle, {}).load():
+        storage = storages[key]
+        (count,) = struct.unpack("<q", handle.read(8))
+        item = np.dtype(storage.dtype).itemsize
+        _fill(storage, handle.read(count * item))
+    return _materialize(state)
 
 
 def _load_restricted(path):
     try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as handle:
+                return _load_legacy(handle)
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ConversionError(
-            f"{path}: not a zip archive of torch.save ({_first(error)}); install torch to read older formats"
-        ) from None
+    except pickle.UnpicklingError as error:
+        raise ConversionError(f"{path}: refused: the pickle needs more than tensors ({_first(error)})") from None
+    except ConversionError as error:
+        raise ConversionError(f"{path}: {error}") from None
+    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, AttributeError, OSError,
+            struct.error) as error:
+        raise ConversionError(f"{path}: damaged or truncated PyTorch file ({_first(error)})") from None
     with archive:
         pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
         if not pickles:
@@ -126,10 +184,10 @@ def _load_restricted(path):
         prefix = pickles[0][: -len("data.pkl")]
         try:
             with archive.open(pickles[0]) as handle:
-                return _RestrictedUnpickler(handle, archive, prefix).load()
+                return _materialize(_RestrictedUnpickler(handle, {}, archive, prefix).load())
         except pickle.UnpicklingError as error:
             raise ConversionError(f"{path}: refused: the pickle needs more than tensors ({_first(error)})") from None
         except ConversionError as error:
             raise ConversionError(f"{path}: {error}") from None
-        except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, OSError) as error:
+        except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, AttributeError, OSError) as error:
             raise ConversionError(f"{path}: damaged or truncated PyTorch file ({_first(error)})") from None
