@@ -424,3 +424,20 @@ def test_torch7_discriminator_parity_and_kind_check(tmp_path, capsys):
     assert np.abs(1 / (1 + np.exp(-logits)) - probability).max() <= TOLERANCE
     err = run_cli(["--from=torch7", f"--generator={d_path}", f"--out={tmp_path / 'x.keras'}"], capsys)
     assert "is a 32^3 discriminator" in err and "given as the generator" in err
+
+
+def test_torch7_path_needs_no_torch(tmp_path):
+    path, out = tmp_path / "g.t7", tmp_path / "g.keras"
+    write_t7(path, torch7_generator(generator_layers(32)))
+    code = ("import sys\n"
+            "class NoTorch:\n"  # any `import torch` now fails
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch': raise ImportError(name)\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from keras_vaegan import convert\n"
+            f"convert.main(['convert', '--from=torch7', '--generator={path}', '--out={out}'])\n"
+            "print('TORCH_LOADED=' + str(sys.modules.get('torch') is not None))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("TORCH_LOADED=False") and out.exists()
+    assert "generator.block5.conv.kernel" in result.stdout
