@@ -16,8 +16,6 @@ import numpy as np
 from keras_vaegan.weights import ConversionError
 from keras_vaegan.weights.blocks import Block, architecture, check_shape, keras_names
 
-KINDS = ("generator", "discriminator")
-
 # 3DGAN-Pytorch: (key template, Block field or None when not used, required).
 PYTORCH_CONV = (("layer{i}.0.weight", "kernel", True), ("layer{i}.0.bias", "bias", False))
 PYTORCH_NORM = (

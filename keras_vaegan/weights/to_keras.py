@@ -11,7 +11,6 @@ from keras_vaegan.weights.mapping import pytorch_kind, pytorch_to_blocks
 from keras_vaegan.weights.pytorch_state import load_state_dict
 from keras_vaegan.weights.torch7 import read_torch7
 
-SOURCES = ("torch7", "pytorch")
 # The authors' sampler draws z uniformly from [0, 1); 3DGAN-Pytorch from a normal distribution.
 DEFAULT_PRIORS = {"torch7": "uniform", "pytorch": "normal"}
 
