@@ -33,6 +33,7 @@ HELDOUT_FILE = "heldout_models.txt"
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
 MAX_BACKDROPS = 500
+PREVIEW_PHOTOS = 24
 BACKDROP_EDGE = 384
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -76,14 +77,11 @@ def load_backdrops(folder=""):
 
 def _library(input_path):
     """{model_id: (class name, bool grid [x, y, z])} of the IKEA dataset at `input_path`."""
-    from data_tools.readers import read_mat_voxels
     from data_tools.sources import ikea
 
     _, tasks = ikea.find_photos(input_path)
-    library = {}
-    for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items()):
-        library[model_id] = (class_name, ikea.upright(read_mat_voxels(path) > 0.5))
-    return library
+    return {model_id: (class_name, ikea.read_model(path))
+            for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items())}
 
 
 def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed):
@@ -102,12 +100,15 @@ def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, se
     return [jobs[i] for i in order]
 
 
-def _examples(jobs, classes, backdrops, resolution, image_size, progress):
+def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos):
+    """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
         voxels = resample(grid, resolution)
         photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True)
+        if len(first_photos) < PREVIEW_PHOTOS:
+            first_photos.append(photo)
         yield encode_example(voxels, image=photo, class_name=class_name, class_id=classes.index(class_name),
                              source_id=source_id)
         if progress:
@@ -124,13 +125,12 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     classes = sorted({name for name, _ in library.values()} | set(shapes.CLASSES))
     jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed)
     backdrops = load_backdrops(backgrounds)
-    _, count = write_shards(_examples(jobs, classes, backdrops, resolution, image_size, progress), out_dir, "train",
-                            num_shards)
+    first_photos = []
+    _, count = write_shards(_examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos),
+                            out_dir, "train", num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
-    preview = [render.photo_cell(_decoded(render_photo(resample(grid, resolution), np.random.default_rng(key),
-                                                       image_size, backdrops, jitter=True)), 96)
-               for _, _, grid, key in jobs[:24]]
+    preview = [render.photo_cell(_decoded(photo), 96) for photo in first_photos]
     render.save_png(render.tile_cells(preview, 8), os.path.join(out_dir, "preview.png"))
     return count, heldout
 

@@ -75,12 +75,12 @@ def _load_model(need_encoder):
     return model
 
 
-def _load_shapes(folder, flag, resolution, limit=None):
+def _load_shapes(folder, flag, resolution):
     from keras_vaegan import data
     from keras_vaegan.evaluation.records import load_shapes
 
     try:
-        shapes = load_shapes(folder, resolution, limit)
+        shapes = load_shapes(folder, resolution)
     except data.DataError as error:
         fail(f"{flag}: {error}")
     if shapes.stored_resolution != resolution:

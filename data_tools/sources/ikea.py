@@ -135,12 +135,18 @@ def photo_bytes(path):
     return encode_jpeg(readers.read_image(path))
 
 
-def load(task, settings):
+def read_model(path):
+    """The occupancy grid of one IKEA model's .mat file, bool and upright; BadFile unless it holds one
+    cubic grid."""
     from data_tools import readers
 
-    grid = readers.read_mat_voxels(task.paths[0])
-    if grid.ndim != 3:
-        raise ValueError(f"{task.paths[0]}: holds a stack of shape {grid.shape}, expected one 3D grid")
-    grid = upright(grid > 0.5)
+    grid = readers.read_mat_voxels(path)
+    if grid.ndim != 3 or len(set(grid.shape)) != 1:
+        raise readers.BadFile(path, f"holds an array of shape {grid.shape}, not one cubic grid")
+    return upright(grid > 0.5)
+
+
+def load(task, settings):
+    grid = read_model(task.paths[0])
     image = photo_bytes(task.image_path) if task.kind == "photo" else b""
     return [Sample(voxels=grid, image=image, native_voxels=grid)]

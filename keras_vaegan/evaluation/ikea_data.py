@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from data_tools.readers import BadFile, read_mat_voxels
+from data_tools.readers import BadFile
 from data_tools.sources import ikea as ikea_source
 from export.images import ImageError, read_rgb
 
@@ -28,13 +28,6 @@ class IkeaBenchmark:
     skipped: list  # {"file", "reason"} of photos and models left out
 
 
-def _read_truth(path):
-    grid = read_mat_voxels(path)
-    if grid.ndim != 3 or len(set(grid.shape)) != 1:
-        raise BadFile(path, f"holds an array of shape {grid.shape}, not one cubic grid")
-    return ikea_source.upright(grid > 0.5)
-
-
 def load_benchmark(root, progress=None):
     """Every photo of the IKEA dataset at `root` with its model's grid; photos whose image or model file
     is missing or unreadable, and unreadable library models, are left out and listed in `skipped`.
@@ -46,7 +39,7 @@ def load_benchmark(root, progress=None):
     models = ikea_source.model_library(root, tasks)
     for done, (model_id, (class_name, path)) in enumerate(sorted(models.items()), 1):
         try:
-            library[model_id] = _read_truth(path)
+            library[model_id] = ikea_source.read_model(path)
             classes[model_id] = class_name
         except (BadFile, OSError) as error:
             skipped.append({"file": path, "reason": str(error).removeprefix(f"{path}: ")})

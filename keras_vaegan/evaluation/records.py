@@ -25,8 +25,8 @@ class ShapeSet:
         return sorted(set(self.class_names))
 
 
-def load_shapes(folder, resolution, limit=None):
-    """The first `limit` (all when None) shapes in the records of `folder`, at `resolution`^3.
+def load_shapes(folder, resolution):
+    """Every shape in the records of `folder`, at `resolution`^3.
 
     Grids stored at another resolution are resampled (occupied-if-any down,
     nearest up, as data_tools does); `stored_resolution` tells the caller so it
@@ -49,12 +49,8 @@ def load_shapes(folder, resolution, limit=None):
                 class_names.append(record["class_name"].numpy().decode(errors="replace"))
                 source_ids.append(record["source_id"].numpy().decode(errors="replace"))
                 index += 1
-                if limit is not None and len(grids) >= limit:
-                    break
         except (tf.errors.OpError, ValueError) as error:
             raise data.DataError(f"{path}: record {index} cannot be read ({first_line(error)})") from None
-        if limit is not None and len(grids) >= limit:
-            break
     if len(stored) > 1:
         raise data.DataError(f"{folder}: records mix resolutions {sorted(stored)}")
     return ShapeSet(folder, np.stack(grids), class_names, source_ids, stored.pop())
