@@ -47,6 +47,10 @@ flags.DEFINE_integer(
     "noise_warmup_steps", 0, "Steps over which the posterior noise rises from 0 (0: full noise from the start).", flag_values=FLAGS,
 )
 flags.DEFINE_float("reconstruction_weight", 1e-4, "a2: weight of the reconstruction term.", flag_values=FLAGS)
+flags.DEFINE_boolean(
+    "augment_images", False, "Reframe, recolour, blur and JPEG-compress training photos (keras_vaegan/augment.py).",
+    flag_values=FLAGS,
+)
 flags.DEFINE_enum("schedule", "joint", ["joint", "separate"], "3D-VAE-GAN training schedule.", flag_values=FLAGS)
 flags.DEFINE_integer("pretrain_steps", 0, "Separate schedule: G/D steps before the encoder's.", flag_values=FLAGS)
 flags.DEFINE_string("init_from", "", "A .keras 3D-GAN whose G and D start this run.", flag_values=FLAGS)

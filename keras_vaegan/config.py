@@ -91,6 +91,7 @@ class TrainConfig:
     kl_weight: float = 5.0
     noise_warmup_steps: int = 0
     reconstruction_weight: float = 1e-4
+    augment_images: bool = False
     schedule: str = "joint"
     pretrain_steps: int = 0
     init_from: str = ""

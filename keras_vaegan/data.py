@@ -19,6 +19,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_vaegan.augment import augment_photo
 from keras_vaegan.config import first_line
 
 SCHEMA_VERSION = 1
@@ -149,19 +150,26 @@ def decode_image(encoded, image_size):
     return preprocess_image(image, image_size)
 
 
-def make_dataset(files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True):
+def make_dataset(
+    files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True, augment=False
+):
     """A batched dataset of voxels (3D-GAN) or (image, voxels) pairs (3D-VAE-GAN).
 
-    `image_size=None` drops images. Batches have a fixed size (the remainder is
-    dropped) so every replica of a distribution strategy gets equal work.
+    `image_size=None` drops images; `augment` passes them through
+    `augment.augment_photo`, seeded by `seed` and the element's position. Batches
+    have a fixed size (the remainder is dropped) so every replica of a
+    distribution strategy gets equal work.
     """
 
-    def parse(serialized):
+    def parse(index, serialized):
         record = decode_example(serialized)
         voxels = voxels_from_packed(record["voxels"], resolution)
         if image_size is None:
             return voxels
-        return decode_image(record["image"], image_size), voxels
+        image = decode_image(record["image"], image_size)
+        if augment:
+            image = augment_photo(image, tf.stack([tf.constant(seed, tf.int64), index]))
+        return image, voxels
 
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     dataset = dataset.interleave(
@@ -172,5 +180,5 @@ def make_dataset(files, resolution, batch_size, image_size=None, shuffle_buffer=
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.enumerate().map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -63,7 +63,8 @@ def check_model_dir(model_dir, model_config, train_config, write):
         write_bytes_atomically(path, json.dumps(run, indent=2, sort_keys=True).encode())
 
 
-def _optimizers(model):
+def optimizers_of(model):
+    """The model's optimizers by attribute name, as the checkpoint stores them."""
     names = ("g_optimizer", "d_optimizer", "e_optimizer")
     return {name: getattr(model, name) for name in names if hasattr(model, name)}
 
@@ -78,6 +79,15 @@ def restore_latest(checkpoint, manager):
     except (ValueError, AssertionError, tf.errors.OpError) as error:
         raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
     return latest
+
+
+def use_configured_learning_rates(model, train_config):
+    """Sets G's and E's Adam rates from `train_config`: a checkpoint restores them with the
+    weights, and a resumed run must use the rates it is given (D's rate is a schedule, not restored)."""
+    rates = {"g_optimizer": train_config.generator_learning_rate, "e_optimizer": train_config.encoder_learning_rate}
+    for name, optimizer in optimizers_of(model).items():
+        if name in rates:
+            optimizer.learning_rate = rates[name]
 
 
 def load_pretrained(model, path):
@@ -135,12 +145,13 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     set_precision(train_config.precision)
     with strategy.scope():
         model = build_model(model_config, train_config)
-    checkpoint = tf.train.Checkpoint(model=model, **_optimizers(model))
+    checkpoint = tf.train.Checkpoint(model=model, **optimizers_of(model))
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     if not chief:
         checkpoint_dir = os.path.join(model_dir, f".worker-{os.getpid()}-checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=train_config.keep_checkpoints)
     restored = restore_latest(checkpoint, manager)
+    use_configured_learning_rates(model, train_config)
     step = callbacks.current_step(model)
     final_path = os.path.join(model_dir, FINAL_MODEL)
     if restored and step >= train_config.train_steps and os.path.exists(final_path):
@@ -173,7 +184,7 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         end = chunk_end(step, train_config, model_config)
         dataset = data.make_dataset(
             files, model_config.resolution, train_config.batch_size, model_config.image_size if is_vaegan else None,
-            seed=train_config.seed * 1_000_003 + step,
+            seed=train_config.seed * 1_000_003 + step, augment=train_config.augment_images,
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets shuffle themselves

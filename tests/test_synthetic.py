@@ -13,6 +13,7 @@ from PIL import Image
 from data_tools import synthetic
 from data_tools.shapes import CLASSES, make_shape
 from keras_vaegan import data
+from keras_vaegan.augment import augment_photo
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 SMALL = dict(resolution=32, shapes_per_class=2, views_per_shape=2, image_size=32, num_shards=2, seed=3)
@@ -137,6 +138,24 @@ def test_make_dataset_reads_the_records(dataset):
     assert images.shape == (4, 64, 64, 3) and voxels.shape == (4, 32, 32, 32, 1)
     assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
     assert float(tf.reduce_sum(voxels)) > 0
+
+
+def test_make_dataset_augments_photos_only_when_asked_and_repeatably(dataset):
+    out, _ = dataset
+    files = data.find_records(str(out))
+
+    def first_images(**kwargs):
+        batches = data.make_dataset(files, 32, batch_size=4, image_size=64, shuffle_buffer=0, repeat=False, **kwargs)
+        return next(iter(batches))[0].numpy()
+
+    plain = first_images()
+    augmented = first_images(augment=True, seed=1)
+    np.testing.assert_array_equal(augmented, first_images(augment=True, seed=1))
+    assert np.abs(augmented - plain).mean() > 0.01
+    assert np.abs(augmented - first_images(augment=True, seed=2)).mean() > 0.01
+    for index, photo in enumerate(plain):  # each photo's faults come from the seed and its position
+        expected = augment_photo(tf.constant(photo), tf.constant([1, index], tf.int64)).numpy()
+        np.testing.assert_allclose(augmented[index], expected, atol=1e-6)
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(dataset, tmp_path):

@@ -1,5 +1,6 @@
 """train.py and keras_vaegan.training: flags, bad input, resume, NaN, model directory checks."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -70,12 +71,15 @@ def test_missing_required_flags():
     assert_one_line_error(run_train(), "--data_dir")
 
 
-def test_every_flagfile_parses_and_validates(tmp_path):
+def test_every_flagfile_parses_and_validates(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # some flagfiles build on others, named relative to the repository
     import train
 
     config_dir = os.path.join(ROOT, "configs")
     names = sorted(os.listdir(config_dir))
-    assert {"demo_32.flags", "gan_32.flags", "gan_64_paper.flags", "vaegan_64_paper.flags"} <= set(names)
+    expected = {"demo_32.flags", "gan_32.flags", "gan_64_paper.flags", "vaegan_64_paper.flags", "ikea_32.flags",
+                "ikea_32_separate.flags", "ikea_64.flags"}
+    assert expected <= set(names)
     for name in names:
         train.FLAGS.unparse_flags()
         train.parse_flags(train.FLAGS, ["train.py", f"--flagfile={os.path.join(config_dir, name)}", "--data_dir=d", "--model_dir=m"])
@@ -83,6 +87,29 @@ def test_every_flagfile_parses_and_validates(tmp_path):
         model_config.validate()
         train_config.validate()
     train.FLAGS.unparse_flags()
+
+
+def _configs_of(flagfile):
+    import train
+
+    train.FLAGS.unparse_flags()
+    train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
+    configs = train.configs_from_flags()
+    train.FLAGS.unparse_flags()
+    return [dataclasses.asdict(config) for config in configs]
+
+
+def test_ikea_flagfiles_differ_from_the_joint_one_only_where_they_say(monkeypatch):
+    monkeypatch.chdir(ROOT)  # flagfiles name the flagfile they build on relative to the repository
+    (joint_model, joint_train), (separate_model, separate_train) = _configs_of("ikea_32.flags"), _configs_of(
+        "ikea_32_separate.flags"
+    )
+    assert joint_train["augment_images"] and joint_train["schedule"] == "joint"
+    assert separate_model == joint_model
+    assert {key for key in joint_train if joint_train[key] != separate_train[key]} == {"schedule", "pretrain_steps"}
+    assert (separate_train["schedule"], separate_train["pretrain_steps"]) == ("separate", 1500)
+    big_model, big_train = _configs_of("ikea_64.flags")
+    assert (big_model["resolution"], big_model["image_size"], big_train["augment_images"]) == (64, 128, True)
 
 
 def test_paper_flagfiles_hold_the_paper_hyperparameters():
@@ -165,6 +192,19 @@ def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
     assert [name for name in saved if name.endswith(".index")] == [
         "ckpt-2.index", "ckpt-3.index", "ckpt-4.index", "ckpt-5.index"
     ]
+
+
+def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    rates = dict(generator_learning_rate=0.0125, discriminator_learning_rate=0.0025, encoder_learning_rate=0.0375)
+    training.train(TINY_MODEL, TrainConfig(train_steps=4, **rates, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    model = build_model(TINY_MODEL, TrainConfig(**TINY_TRAIN))
+    checkpoint = tf.train.Checkpoint(model=model, **training.optimizers_of(model))
+    checkpoint.restore(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))).expect_partial()
+    assert int(model.step.value) == 4
+    stored = {name: float(keras.ops.convert_to_numpy(getattr(model, f"{name}_optimizer").learning_rate)) for name in ("g", "e")}
+    assert stored == pytest.approx({"g": 0.0125, "e": 0.0375})
 
 
 def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir):
