@@ -86,15 +86,23 @@ def restore_latest(checkpoint, manager):
     return latest
 
 
-def load_pretrained(model, path):
-    """Copies generator and discriminator weights from a saved 3D-GAN or 3D-VAE-GAN `.keras` file."""
+def read_pretrained(path):
+    """The generator and discriminator weights of a saved 3D-GAN or 3D-VAE-GAN `.keras` file."""
     if not os.path.isfile(path):
         raise ConfigError(f"init_from: {path} is not a file")
     try:
         source = keras.saving.load_model(path)
-        for name in ("generator", "discriminator"):
-            getattr(model, name).set_weights(getattr(source, name).get_weights())
-    except (ValueError, OSError, AttributeError) as error:
+        return {name: getattr(source, name).get_weights() for name in ("generator", "discriminator")}
+    except Exception as error:  # Keras raises anything from a damaged zip: BadZipFile, KeyError, EOFError, ...
+        raise ConfigError(f"init_from: {path} is not a readable 3D-GAN ({first_line(error, 300)})") from None
+
+
+def load_pretrained(model, weights, path):
+    """Sets the generator's and discriminator's weights read by `read_pretrained` from `path`."""
+    try:
+        for name, values in weights.items():
+            getattr(model, name).set_weights(values)
+    except ValueError as error:
         raise ConfigError(f"init_from: {path} does not hold a matching 3D-GAN ({first_line(error, 300)})") from None
 
 
@@ -177,6 +185,7 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     if scan.bad and verbose:
         print(f"{data_dir}: left out {len(scan.bad)} bad records of {len(scan.bad) + scan.good}, first "
               f"{scan.bad[0][0]}: record {scan.bad[0][1]}: {scan.bad[0][2]}")
+    pretrained = read_pretrained(train_config.init_from) if train_config.init_from else None
     chief = distribute.is_chief()
     strategy = distribute.make_strategy(train_config.distribution_strategy)
     lock = run_lock.RunLock(model_dir)
@@ -189,12 +198,15 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         if chief:
             remove_leftovers(model_dir)
         with callbacks.StopOnSignal() as stop:
-            return _train(model_config, train_config, files, scan.exclusions(), model_dir, chief, strategy, stop, verbose)
+            return _train(
+                model_config, train_config, files, scan.exclusions(), pretrained, model_dir, chief, strategy, stop,
+                verbose,
+            )
     finally:
         lock.release()
 
 
-def _train(model_config, train_config, files, exclude, model_dir, chief, strategy, stop, verbose):
+def _train(model_config, train_config, files, exclude, pretrained, model_dir, chief, strategy, stop, verbose):
     is_vaegan = model_config.model_type == "vaegan"
     check_model_dir(model_dir, model_config, train_config, write=chief)
     set_precision(train_config.precision)
@@ -212,8 +224,8 @@ def _train(model_config, train_config, files, exclude, model_dir, chief, strateg
         if verbose:
             print(f"{model_dir}: already trained to step {step}; nothing to do")
         return final_path
-    if restored is None and train_config.init_from:
-        load_pretrained(model, train_config.init_from)
+    if restored is None and pretrained:
+        load_pretrained(model, pretrained, train_config.init_from)
     if verbose:
         print(f"{'resuming from ' + restored if restored else 'starting'} at step {step} of {train_config.train_steps}")
     if train_config.on_nonfinite == "skip" and restored is None:
