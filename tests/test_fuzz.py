@@ -282,7 +282,45 @@ def cli_cases(world, out):
                  ["ikea", f"--input={world['random_shard']}", f"--out={out}"], ["modelnet", f"--out={out}"],
                  ["files", f"--input={world['good_data']}", f"--out={under_file}"]):
         cases.append((f"data_tools-{'-'.join(args)}", data_main, data_flags, ["data_tools", *args]))
+    return cases + generated_flag_cases(world, out, random.Random(3))
+
+
+NOT_NUMBERS = ("", "x", "1.5.2", "0x1g", "--", "\u221e", "1,000", "nan-ish", "\x00", "12 34")
+
+
+def generated_flag_cases(world, out, rng, per_cli=40):
+    """Each CLI with one of its own numeric, enum or boolean flags set to a value it cannot take."""
+    import export.__main__ as export_cli
+    import train
+    from absl import flags
+    from export import infer
+    from keras_vaegan import evaluate
+
+    data_main, data_flags = data_tools_cli()
+    clis = [
+        ("train", train.main, train.FLAGS, ["train.py", f"--data_dir={world['good_data']}", f"--model_dir={out}"]),
+        ("export", export_cli.main, export_cli.FLAGS, ["export", f"--model={world['model']}", f"--out={out}"]),
+        ("infer", infer.main, infer.FLAGS, ["infer", f"--model={world['random.tflite']}", "--sample=1", f"--out={out}"]),
+        ("evaluate", evaluate.main, evaluate.FLAGS, ["evaluate", "latent", f"--model={world['model']}", f"--out={out}"]),
+        ("data_tools", data_main, data_flags, ["data_tools", "files", f"--input={world['good_data']}", f"--out={out}"]),
+    ]
+    cases = []
+    for name, main, flag_values, argv in clis:
+        own = sorted(
+            flag.name for flag in flag_values.flags_by_module_dict().get(_defining_module(flag_values, argv), [])
+            if isinstance(flag, (flags.EnumFlag, flags.BooleanFlag)) or flag.flag_type() in ("int", "float")
+        )
+        for _ in range(per_cli):
+            flag = flag_values[rng.choice(own)]
+            value = rng.choice(NOT_NUMBERS) if flag.flag_type() in ("int", "float") else rng.choice(("maybe", "2", "x"))
+            cases.append((f"{name}-generated--{flag.name}={value!r}", main, flag_values, argv + [f"--{flag.name}={value}"]))
     return cases
+
+
+def _defining_module(flag_values, argv):
+    """The module that defined a CLI's flags (the key of absl's flags_by_module_dict)."""
+    modules = flag_values.flags_by_module_dict()
+    return max(modules, key=lambda module: len(modules[module]) if not module.startswith("absl") else -1)
 
 
 def data_tools_cli():

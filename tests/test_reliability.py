@@ -89,7 +89,7 @@ def test_train_cli_refuses_a_folder_in_use_in_one_line(tmp_path, dataset_dir):
 # ---------------------------------------------------------------- SIGTERM / SIGINT
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGINT", marks=pytest.mark.large)])
 def test_a_signal_stops_with_a_checkpoint_and_exit_0(tmp_path, dataset_dir, name):
     model_dir = tmp_path / "run"
     common = [f"--data_dir={dataset_dir}", f"--model_dir={model_dir}", "--model_type=gan", "--latent_dim=16",
