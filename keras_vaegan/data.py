@@ -15,6 +15,7 @@ Writers (data_tools) call `encode_example`; training calls `make_dataset`.
 
 import glob
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -188,7 +189,8 @@ def scan_records(files, resolution, need_images, skip_bad=False):
             try:
                 serialized = next(records, None)
             except tf.errors.OpError as error:
-                problem = f"damaged TFRecord frame, the rest of the file is unreadable ({first_line(error, 200)})"
+                reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*", "", first_line(error, 300))
+                problem = f"damaged TFRecord frame, the rest of the file is unreadable ({reason})"
                 serialized, scan.readable[path] = None, index
             else:
                 if serialized is None and offset == size:
@@ -267,8 +269,9 @@ def make_dataset(
 ):
     """A batched dataset of voxels (3D-GAN) or (image, voxels) pairs (3D-VAE-GAN).
 
-    `image_size=None` drops images; `exclude` (`RecordScan.exclusions()`) leaves bad records out. Batches have a fixed size (the remainder is
-    dropped) so every replica of a distribution strategy gets equal work.
+    `image_size=None` drops images; `exclude` (`RecordScan.exclusions()`) leaves bad records out.
+    Batches have a fixed size (the remainder is dropped) so every replica of a
+    distribution strategy gets equal work.
     """
 
     def parse(serialized):

@@ -54,7 +54,8 @@ class RunLock:
             holder = _read(handle)
             handle.close()
             who = _describe(holder) if isinstance(holder, dict) else "another process (starting up)"
-            raise LockError(f"{os.path.dirname(self.path)}: in use by {who}; wait for it or use another --model_dir") from None
+            folder = os.path.dirname(self.path)
+            raise LockError(f"{folder}: in use by {who}; wait for it or use another --model_dir") from None
         previous = _read(handle)
         if isinstance(previous, dict):
             self.stale = _describe(previous)

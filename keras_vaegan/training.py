@@ -127,7 +127,8 @@ def chunk_end(step, train_config, model_config):
 def chunk_start(step, train_config, model_config):
     """Where the uninterrupted run's chunk holding `step` began (the inverse of `chunk_end`)."""
     start = step // train_config.checkpoint_every * train_config.checkpoint_every
-    if model_config.model_type == "vaegan" and train_config.schedule == "separate" and step >= train_config.pretrain_steps:
+    separate = model_config.model_type == "vaegan" and train_config.schedule == "separate"
+    if separate and step >= train_config.pretrain_steps:
         start = max(start, train_config.pretrain_steps)
     return start
 
@@ -276,7 +277,8 @@ def _train(model_config, train_config, files, exclude, pretrained, model_dir, ch
             manager.save(checkpoint_number=step)
         raise Stopped(f"stopped by {stop.signal_name} at step {step}; checkpoint written")
     if skipped and verbose:
-        print(f"\nskipped the updates of {len(skipped)} non-finite steps: {', '.join(map(str, sorted(s + 1 for s in skipped)))}")
+        steps = ", ".join(str(bad + 1) for bad in sorted(skipped))
+        print(f"\nskipped the updates of {len(skipped)} non-finite steps: {steps}")
     if chief:
         pictures.write(step)
         save_model_atomically(model, final_path)
