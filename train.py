@@ -66,6 +66,20 @@ flags.DEFINE_integer("log_every", 10, "Steps between TensorBoard scalars.", flag
 flags.DEFINE_integer(
     "mesh_summary_every", 100, "Steps between TensorBoard 3D meshes of the sample shapes (0: none).", flag_values=FLAGS,
 )
+# Faults.
+flags.DEFINE_enum(
+    "on_nonfinite", "stop", ["stop", "skip"],
+    "A NaN/Inf loss: stop, or drop that step's update (back to the last checkpoint and replay) and go on.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "max_skipped_in_a_row", 5, "--on_nonfinite=skip: stop after this many non-finite steps in a row.", flag_values=FLAGS,
+)
+flags.DEFINE_enum(
+    "bad_records", "fail", ["fail", "skip"],
+    "A damaged or foreign TFRecord record: fail naming file and record, or leave it out and count it.",
+    flag_values=FLAGS,
+)
 
 
 def configs_from_flags():
@@ -92,13 +106,15 @@ def main(argv):
 
     import keras
 
-    from keras_vaegan import callbacks, data, training
+    from keras_vaegan import callbacks, data, run_lock, training
     from keras_vaegan.config import ConfigError
 
     keras.utils.set_random_seed(FLAGS.seed)
-    expected = (ConfigError, data.DataError, training.CheckpointError, callbacks.NonFiniteLoss)
+    expected = (ConfigError, data.DataError, training.CheckpointError, callbacks.NonFiniteLoss, run_lock.LockError)
     try:
         training.train(model_config, train_config, FLAGS.data_dir, FLAGS.model_dir)
+    except training.Stopped as stopped:
+        print(f"\n{stopped}", flush=True)
     except expected as error:
         fail(str(error))
     except OSError as error:

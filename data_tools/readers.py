@@ -19,6 +19,7 @@ from keras_vaegan.files import write_bytes_atomically
 
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24
+MAX_ARRAY_BYTES = 1 << 30  # a .mat variable claiming more is refused before it is read (256^3 grids are 16 MiB)
 
 
 class BadFile(ValueError):
@@ -143,15 +144,31 @@ def _load_mat(path):
     if h5py.is_hdf5(path):
         try:
             with h5py.File(path, "r") as f:
-                return {name: np.asarray(item).transpose() for name, item in f.items()
-                        if isinstance(item, h5py.Dataset)}
+                datasets = {name: item for name, item in f.items() if isinstance(item, h5py.Dataset)}
+                for name, item in datasets.items():
+                    _check_size(path, name, item.shape, item.dtype.itemsize)
+                return {name: np.asarray(item).transpose() for name, item in datasets.items()}
         except (OSError, ValueError, KeyError) as error:
+            if isinstance(error, BadFile):
+                raise
             raise BadFile(path, f"unreadable MATLAB v7.3 (HDF5) file: {error}") from error
     try:
+        for name, shape, _ in scipy.io.whosmat(path):
+            _check_size(path, name, shape, 8)
         return scipy.io.loadmat(path)
     except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, NotImplementedError,
             zlib.error, scipy.io.matlab.MatReadError) as error:
+        if isinstance(error, BadFile):
+            raise
         raise BadFile(path, f"unreadable MATLAB file: {error or type(error).__name__}") from error
+
+
+def _check_size(path, name, shape, itemsize):
+    """Refuses a variable whose header claims more than MAX_ARRAY_BYTES, before anything is allocated."""
+    claimed = int(np.prod(shape, dtype=object)) * itemsize
+    if claimed > MAX_ARRAY_BYTES:
+        raise BadFile(path, f"variable {name!r} claims shape {tuple(shape)} ({claimed} bytes), over the "
+                            f"{MAX_ARRAY_BYTES}-byte limit")
 
 
 def read_mat_voxels(path, field=None):
@@ -234,8 +251,8 @@ def read_voxel_array(path):
             raise BadFile(path, f"holds {dtype}, not numbers")
         count, resolution = _grid_shape(path, shape)
         grid_items = resolution**3
-        result = np.empty((count, resolution, resolution, resolution), bool)
-        flat = result.reshape(count, grid_items)
+        # Grown as the data arrives: a header claiming a huge shape allocates nothing.
+        grids = [np.empty((0, resolution, resolution, resolution), bool)]
         per_chunk = max(1, _NPY_CHUNK_BYTES // (grid_items * dtype.itemsize))
         for start in range(0, count, per_chunk):
             stop = min(count, start + per_chunk)
@@ -247,8 +264,9 @@ def read_voxel_array(path):
             if len(data) != want:
                 raise BadFile(path, f"truncated: expected {count} grids of {resolution}^3, "
                                     f"data ends in grid {start + len(data) // (grid_items * dtype.itemsize)}")
-            values = np.frombuffer(data, dtype).reshape(stop - start, grid_items)
-            flat[start:stop] = _occupancy(path, values)
+            values = np.frombuffer(data, dtype).reshape(stop - start, resolution, resolution, resolution)
+            grids.append(_occupancy(path, values))
+    result = np.concatenate(grids)
     if fortran:
         result = result.reshape(-1).reshape(result.shape, order="F")
     return result
@@ -300,6 +318,9 @@ def read_off(path):
     num_vertices, num_faces = _numbers(words, int, 2, number, problem)
     if num_vertices < 0 or num_faces < 0:
         problem(number, f"negative counts {num_vertices}, {num_faces}")
+    size = os.path.getsize(path)
+    if 2 * (num_vertices + num_faces) > size:  # every vertex and face takes a line of 2 bytes or more
+        problem(number, f"claims {num_vertices} vertices and {num_faces} faces, more than its {size} bytes can hold")
     vertices = np.empty((num_vertices, 3))
     for i in range(num_vertices):
         number, words = next(lines, (None, None))

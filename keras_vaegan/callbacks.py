@@ -2,6 +2,8 @@
 
 import math
 import os
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -58,13 +60,54 @@ class NaNGuard(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.failure = None
+        self.step = None
 
     def on_train_batch_end(self, batch, logs=None):
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)):
-                self.failure = f"step {current_step(self.model)}: {name} is {float(value)}"
+                self.step = current_step(self.model)
+                self.failure = f"step {self.step}: {name} is {float(value)}"
                 self.model.stop_training = True
                 return
+
+    def check_weights(self):
+        """Flags the step when a weight is NaN or infinite (an update can blow up while its loss is finite)."""
+        if not all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in self.model.weights):
+            self.step = current_step(self.model)
+            self.failure = f"step {self.step}: the weights are not finite"
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """While entered, SIGTERM and SIGINT ask training to stop after the current step.
+
+    `signal_name` is then e.g. "SIGTERM"; the training loop writes a checkpoint
+    and ends. Outside the main thread (where Python cannot install handlers) it
+    does nothing.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        super().__init__()
+        self.signal_name = None
+        self.previous = {}
+
+    def _handle(self, number, frame):
+        self.signal_name = signal.Signals(number).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signal_name:
+            self.model.stop_training = True
 
 
 class FixedShapes(keras.callbacks.Callback):

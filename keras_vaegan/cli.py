@@ -40,6 +40,8 @@ def parse_flags(flag_values, argv, required=(), positional=0):
         rest = flag_values(argv)[1:]
     except flags.Error as error:
         fail(flag_problem(error))
+    except UnicodeDecodeError as error:  # absl reads a --flagfile as UTF-8 text
+        fail(f"--flagfile: not a text file ({error.reason} at byte {error.start})")
     if len(rest) > positional:
         fail(f"unexpected argument {rest[positional]!r} (settings look like --name=value)")
     for name in required:

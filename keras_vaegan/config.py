@@ -12,6 +12,8 @@ MODEL_TYPES = ("gan", "vaegan")
 SCHEDULES = ("joint", "separate")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored")
+ON_NONFINITE = ("stop", "skip")
+BAD_RECORDS = ("fail", "skip")
 
 
 class ConfigError(ValueError):
@@ -104,6 +106,9 @@ class TrainConfig:
     sample_every: int = 100
     log_every: int = 10
     mesh_summary_every: int = 100
+    on_nonfinite: str = "stop"
+    max_skipped_in_a_row: int = 5
+    bad_records: str = "fail"
 
     def validate(self):
         _check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be at least 1")
@@ -147,6 +152,11 @@ class TrainConfig:
             self.mesh_summary_every >= 0, "mesh_summary_every", f"{self.mesh_summary_every} must not be negative (0: off)"
         )
         _check(self.seed >= 0, "seed", f"{self.seed} must not be negative")
+        _check_choice(self.on_nonfinite, "on_nonfinite", ON_NONFINITE)
+        _check(
+            self.max_skipped_in_a_row >= 1, "max_skipped_in_a_row", f"{self.max_skipped_in_a_row} must be at least 1"
+        )
+        _check_choice(self.bad_records, "bad_records", BAD_RECORDS)
         return self
 
 

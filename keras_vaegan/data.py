@@ -15,6 +15,7 @@ Writers (data_tools) call `encode_example`; training calls `make_dataset`.
 
 import glob
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +25,7 @@ from keras_vaegan.config import first_line
 
 SCHEMA_VERSION = 1
 RECORD_PATTERNS = ("*.tfrecord", "*.tfrecord-*", "*.tfrecords")
+FRAME_BYTES = 16  # a TFRecord's length (8), its CRC (4) and the data's CRC (4) around each record
 
 FEATURES = {
     "voxels": tf.io.FixedLenFeature([], tf.string),
@@ -126,6 +128,119 @@ def check_records(files, resolution, need_images):
             raise DataError(f"{path}: records hold no images, which 3D-VAE-GAN training needs")
 
 
+def record_problem(serialized, resolution, need_images):
+    """What is wrong with one serialized record for a model at `resolution`, or None when it fits."""
+    try:
+        record = decode_example(serialized)
+    except (tf.errors.OpError, ValueError) as error:
+        return f"not a keras-vaegan record ({first_line(error, 200)})"
+    version = int(record["schema_version"])
+    if version != SCHEMA_VERSION:
+        return f"schema version {version}, this library reads {SCHEMA_VERSION}"
+    found = int(record["resolution"])
+    if found != resolution:
+        return f"voxels are {found}^3 but the model is {resolution}^3 (--resolution)"
+    if len(record["voxels"].numpy()) * 8 < resolution**3:
+        return f"voxel payload too short for {resolution}^3"
+    image = record["image"].numpy()
+    if need_images and not image:
+        return "holds no image, which 3D-VAE-GAN training needs"
+    if need_images:
+        try:
+            tf.io.decode_image(image, channels=3, expand_animations=False)
+        except tf.errors.OpError:
+            return "its image does not decode"
+    return None
+
+
+class RecordScan:
+    """What `scan_records` found: counts, and which records the training dataset must leave out.
+
+    `bad` lists (path, record index, problem). `readable[path]` is how many
+    records can be read from a file whose framing is damaged (TFRecord cannot
+    find the records after a damaged one); files not in it read to the end.
+    """
+
+    def __init__(self):
+        self.good = 0
+        self.bad = []
+        self.readable = {}
+
+    def exclusions(self):
+        """{path: (readable count or None, set of bad indices)} for `make_dataset(exclude=...)`."""
+        result = {}
+        for path, index, _ in self.bad:
+            result.setdefault(path, (self.readable.get(path), set()))[1].add(index)
+        return result
+
+
+def scan_records(files, resolution, need_images, skip_bad=False):
+    """Reads every record of every file (TFRecord CRCs checked) and checks each with `record_problem`.
+
+    The first bad record raises DataError naming the file and the record's
+    index, unless `skip_bad`, which counts it in the returned RecordScan. A
+    damaged frame ends its file: the records after it cannot be located.
+    """
+    scan = RecordScan()
+    for path in files:
+        index = offset = 0
+        size = os.path.getsize(path)
+        records = iter(tf.data.TFRecordDataset(path))
+        while True:
+            try:
+                serialized = next(records, None)
+            except tf.errors.OpError as error:
+                reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*", "", first_line(error, 300))
+                problem = f"damaged TFRecord frame, the rest of the file is unreadable ({reason})"
+                serialized, scan.readable[path] = None, index
+            else:
+                if serialized is None and offset == size:
+                    break
+                if serialized is None:  # TFRecordDataset ends quietly inside a cut frame header
+                    problem = f"damaged TFRecord frame, the file ends inside a record header at byte {offset}"
+                    scan.readable[path] = index
+                else:
+                    offset += len(serialized.numpy()) + FRAME_BYTES
+                    problem = record_problem(serialized, resolution, need_images)
+            if problem and not skip_bad:
+                raise DataError(f"{path}: record {index}: {problem} (--bad_records=skip leaves such records out)")
+            if problem:
+                scan.bad.append((path, index, problem))
+            else:
+                scan.good += 1
+            if serialized is None:
+                break
+            index += 1
+    if not scan.good:
+        raise DataError(f"{os.path.dirname(files[0]) or '.'}: none of the {len(scan.bad)} records fits")
+    return scan
+
+
+def _record_reader(exclude):
+    """TFRecordDataset of one file, without the records `exclude` ({path: (readable, indices)}) names."""
+    if not exclude:
+        return tf.data.TFRecordDataset
+
+    def table(keys, values):
+        initializer = tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys, tf.string), tf.constant(values, tf.int64)
+        )
+        return tf.lookup.StaticHashTable(initializer, default_value=-1)
+
+    limits = table(list(exclude), [-1 if readable is None else readable for readable, _ in exclude.values()])
+    dropped_keys = [f"{path}\n{index}" for path, (_, indices) in exclude.items() for index in sorted(indices)]
+    dropped = table(dropped_keys, [1] * len(dropped_keys))
+
+    def read(path):
+        records = tf.data.TFRecordDataset(path).take(limits.lookup(path)).enumerate()
+        records = records.filter(
+            lambda index, _: dropped.lookup(tf.strings.join([path, "\n", tf.strings.as_string(index)])) < 0
+        )
+        return records.map(lambda _, record: record)
+
+    return read
+
+
 def voxels_from_packed(packed, resolution):
     """Unpacks bit-packed occupancy into float32 (R, R, R, 1) inside a tf.data graph."""
     packed_bytes = tf.io.decode_raw(packed, tf.uint8)
@@ -151,13 +266,15 @@ def decode_image(encoded, image_size):
 
 
 def make_dataset(
-    files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True, augment=False
+    files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True, exclude=None,
+    augment=False,
 ):
     """A batched dataset of voxels (3D-GAN) or (image, voxels) pairs (3D-VAE-GAN).
 
     `image_size=None` drops images; `augment` passes them through
-    `augment.augment_photo`, seeded by `seed` and the element's position. Batches
-    have a fixed size (the remainder is dropped) so every replica of a
+    `augment.augment_photo`, seeded by `seed` and the element's position;
+    `exclude` (`RecordScan.exclusions()`) leaves bad records out. Batches have
+    a fixed size (the remainder is dropped) so every replica of a
     distribution strategy gets equal work.
     """
 
@@ -173,7 +290,7 @@ def make_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+        _record_reader(exclude), cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     if shuffle_buffer:

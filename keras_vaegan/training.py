@@ -4,15 +4,17 @@
 """
 
 import dataclasses
+import glob
 import json
 import os
+import shutil
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vaegan import callbacks, data, distribute
+from keras_vaegan import callbacks, data, distribute, run_lock
 from keras_vaegan.config import ConfigError, first_line
 from keras_vaegan.files import write_bytes_atomically
 from keras_vaegan.models import build_model, set_precision
@@ -25,6 +27,10 @@ RECONSTRUCTION_COUNT = 8
 
 class CheckpointError(ValueError):
     """A model directory or checkpoint does not fit the requested model."""
+
+
+class Stopped(Exception):
+    """Training stopped on SIGTERM/SIGINT after writing a checkpoint; the message says where."""
 
 
 def save_model_atomically(model, path):
@@ -90,15 +96,23 @@ def use_configured_learning_rates(model, train_config):
             optimizer.learning_rate = rates[name]
 
 
-def load_pretrained(model, path):
-    """Copies generator and discriminator weights from a saved 3D-GAN or 3D-VAE-GAN `.keras` file."""
+def read_pretrained(path):
+    """The generator and discriminator weights of a saved 3D-GAN or 3D-VAE-GAN `.keras` file."""
     if not os.path.isfile(path):
         raise ConfigError(f"init_from: {path} is not a file")
     try:
         source = keras.saving.load_model(path)
-        for name in ("generator", "discriminator"):
-            getattr(model, name).set_weights(getattr(source, name).get_weights())
-    except (ValueError, OSError, AttributeError) as error:
+        return {name: getattr(source, name).get_weights() for name in ("generator", "discriminator")}
+    except Exception as error:  # Keras raises anything from a damaged zip: BadZipFile, KeyError, EOFError, ...
+        raise ConfigError(f"init_from: {path} is not a readable 3D-GAN ({first_line(error, 300)})") from None
+
+
+def load_pretrained(model, weights, path):
+    """Sets the generator's and discriminator's weights read by `read_pretrained` from `path`."""
+    try:
+        for name, values in weights.items():
+            getattr(model, name).set_weights(values)
+    except ValueError as error:
         raise ConfigError(f"init_from: {path} does not hold a matching 3D-GAN ({first_line(error, 300)})") from None
 
 
@@ -120,10 +134,48 @@ def chunk_end(step, train_config, model_config):
     return end
 
 
-def _reconstruction_images(files, model_config):
+def chunk_start(step, train_config, model_config):
+    """Where the uninterrupted run's chunk holding `step` began (the inverse of `chunk_end`)."""
+    start = step // train_config.checkpoint_every * train_config.checkpoint_every
+    separate = model_config.model_type == "vaegan" and train_config.schedule == "separate"
+    if separate and step >= train_config.pretrain_steps:
+        start = max(start, train_config.pretrain_steps)
+    return start
+
+
+def dataset_from(step, files, model_config, train_config, exclude=None):
+    """The batches of steps `step`, `step` + 1, ...: those an uninterrupted run trains on there.
+
+    Each chunk's order is seeded by the step it starts at; a run resumed in the
+    middle of a chunk (after a stop by signal) skips the batches already used.
+    """
+    start = chunk_start(step, train_config, model_config)
+    image_size = model_config.image_size if model_config.model_type == "vaegan" else None
+    dataset = data.make_dataset(
+        files, model_config.resolution, train_config.batch_size, image_size,
+        seed=train_config.seed * 1_000_003 + start, exclude=exclude, augment=train_config.augment_images,
+    )
+    return dataset.skip(step - start)
+
+
+def remove_leftovers(model_dir):
+    """Deletes the temporary files a killed run can leave (never loaded: they are written, then renamed)."""
+    patterns = (
+        f".tmp-*-{FINAL_MODEL}", f"{RUN_FILE}.tmp-*", os.path.join("checkpoints", "*_temp"),
+        os.path.join("checkpoints", "checkpoint.tmp*"),
+    )
+    for pattern in patterns:
+        for path in glob.glob(os.path.join(glob.escape(model_dir), pattern)):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+def _reconstruction_images(files, model_config, exclude=None):
     """A fixed set of photos, in file order, shown beside their reconstructions."""
     dataset = data.make_dataset(
-        files, model_config.resolution, 1, model_config.image_size, shuffle_buffer=0, repeat=False
+        files, model_config.resolution, 1, model_config.image_size, shuffle_buffer=0, repeat=False, exclude=exclude
     ).take(RECONSTRUCTION_COUNT)
     return np.concatenate([keras.ops.convert_to_numpy(images) for images, _ in dataset])
 
@@ -131,16 +183,42 @@ def _reconstruction_images(files, model_config):
 def train(model_config, train_config, data_dir, model_dir, verbose=True):
     """Trains (or resumes) a model in `model_dir`; returns the path of the final `.keras` file.
 
-    Raises ConfigError, data.DataError, CheckpointError or callbacks.NonFiniteLoss
-    with a one-line message; the last good checkpoint is never touched by a failure.
+    Raises ConfigError, data.DataError, CheckpointError, run_lock.LockError or
+    callbacks.NonFiniteLoss with a one-line message; the last good checkpoint is
+    never touched by a failure. SIGTERM or SIGINT end the run after the current
+    step with a checkpoint there, raising Stopped.
     """
     model_config.validate()
     train_config.validate()
     is_vaegan = model_config.model_type == "vaegan"
     files = data.find_records(data_dir)
-    data.check_records(files, model_config.resolution, need_images=is_vaegan)
+    scan = data.scan_records(files, model_config.resolution, is_vaegan, train_config.bad_records == "skip")
+    if scan.bad and verbose:
+        print(f"{data_dir}: left out {len(scan.bad)} bad records of {len(scan.bad) + scan.good}, first "
+              f"{scan.bad[0][0]}: record {scan.bad[0][1]}: {scan.bad[0][2]}")
+    pretrained = read_pretrained(train_config.init_from) if train_config.init_from else None
     chief = distribute.is_chief()
     strategy = distribute.make_strategy(train_config.distribution_strategy)
+    lock = run_lock.RunLock(model_dir)
+    if chief:
+        os.makedirs(model_dir, exist_ok=True)
+        lock.acquire()
+    try:
+        if lock.stale and verbose:
+            print(f"{model_dir}: taking over from {lock.stale}, which ended without releasing it")
+        if chief:
+            remove_leftovers(model_dir)
+        with callbacks.StopOnSignal() as stop:
+            return _train(
+                model_config, train_config, files, scan.exclusions(), pretrained, model_dir, chief, strategy, stop,
+                verbose,
+            )
+    finally:
+        lock.release()
+
+
+def _train(model_config, train_config, files, exclude, pretrained, model_dir, chief, strategy, stop, verbose):
+    is_vaegan = model_config.model_type == "vaegan"
     check_model_dir(model_dir, model_config, train_config, write=chief)
     set_precision(train_config.precision)
     with strategy.scope():
@@ -158,43 +236,61 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
         if verbose:
             print(f"{model_dir}: already trained to step {step}; nothing to do")
         return final_path
-    if restored is None and train_config.init_from:
-        load_pretrained(model, train_config.init_from)
+    if restored is None and pretrained:
+        load_pretrained(model, pretrained, train_config.init_from)
     if verbose:
         print(f"{'resuming from ' + restored if restored else 'starting'} at step {step} of {train_config.train_steps}")
+    if train_config.on_nonfinite == "skip" and restored is None:
+        manager.save(checkpoint_number=step)  # where a non-finite step before the first checkpoint goes back to
 
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if chief else tf.summary.create_noop_writer()
     guard = callbacks.NaNGuard()
-    run_callbacks = [guard, callbacks.ScalarSummaries(writer, train_config.log_every)]
+    guard.set_model(model)
+    run_callbacks = [guard, stop, callbacks.ScalarSummaries(writer, train_config.log_every)]
     if verbose:
         run_callbacks.append(callbacks.ProgressBar(train_config.train_steps, step))
     pictures = None
     if chief:
         latent = model.sample_latent(SAMPLE_COUNT, tf.constant([train_config.seed, -1], tf.int64))
-        images = _reconstruction_images(files, model_config) if is_vaegan else None
+        images = _reconstruction_images(files, model_config, exclude) if is_vaegan else None
         pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images)
         pictures.set_model(model)  # `fit` sets it too, but a finished run resumed to save runs no `fit`
         run_callbacks.append(pictures)
         if train_config.mesh_summary_every:
             run_callbacks.append(callbacks.MeshSummaries(writer, train_config.mesh_summary_every, latent, images))
 
-    while step < train_config.train_steps:
-        if is_vaegan:
-            model.stage = stage_at(step, train_config, model_config)
-        end = chunk_end(step, train_config, model_config)
-        dataset = data.make_dataset(
-            files, model_config.resolution, train_config.batch_size, model_config.image_size if is_vaegan else None,
-            seed=train_config.seed * 1_000_003 + step, augment=train_config.augment_images,
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets shuffle themselves
-            model.fit(dataset, steps_per_epoch=end - step, epochs=1, verbose=0, callbacks=run_callbacks)
+    skipped = set()  # steps whose update is dropped (--on_nonfinite=skip): step k is the one from k to k + 1
+    while step < train_config.train_steps and not stop.signal_name:
+        boundary = chunk_end(step, train_config, model_config)
+        if step in skipped:
+            model.step.assign_add(1)
+        else:
+            if is_vaegan:
+                model.stage = stage_at(step, train_config, model_config)
+            end = min([boundary] + [bad for bad in skipped if bad > step])
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets shuffle themselves
+                model.fit(
+                    dataset_from(step, files, model_config, train_config, exclude),
+                    steps_per_epoch=end - step, epochs=1, verbose=0, callbacks=run_callbacks,
+                )
+        if not guard.failure and callbacks.current_step(model) == boundary:
+            guard.check_weights()  # a checkpoint is written only of finite weights
         if guard.failure:
-            kept = manager.latest_checkpoint or "none written yet"
-            raise callbacks.NonFiniteLoss(f"{guard.failure}; training stopped, last good checkpoint: {kept}")
+            _skip_or_stop(guard, skipped, train_config, manager)
+            restore_latest(checkpoint, manager)
+            use_configured_learning_rates(model, train_config)
+        elif callbacks.current_step(model) == boundary:
+            manager.save(checkpoint_number=boundary)
         step = callbacks.current_step(model)
-        manager.save(checkpoint_number=step)
     writer.flush()
+    if stop.signal_name:
+        if not (manager.latest_checkpoint or "").endswith(f"-{step}"):
+            manager.save(checkpoint_number=step)
+        raise Stopped(f"stopped by {stop.signal_name} at step {step}; checkpoint written")
+    if skipped and verbose:
+        steps = ", ".join(str(bad + 1) for bad in sorted(skipped))
+        print(f"\nskipped the updates of {len(skipped)} non-finite steps: {steps}")
     if chief:
         pictures.write(step)
         save_model_atomically(model, final_path)
@@ -203,3 +299,21 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     else:
         tf.io.gfile.rmtree(checkpoint_dir)
     return final_path
+
+
+def _skip_or_stop(guard, skipped, train_config, manager):
+    """After a non-finite step: raises NonFiniteLoss (stop, or too many in a row), else marks it skipped."""
+    failure, bad = guard.failure, guard.step - 1
+    guard.failure = guard.step = None
+    kept = manager.latest_checkpoint or "none written yet"
+    if train_config.on_nonfinite == "stop":
+        raise callbacks.NonFiniteLoss(f"{failure}; training stopped, last good checkpoint: {kept}")
+    skipped.add(bad)
+    in_a_row = 1
+    while bad - in_a_row in skipped:
+        in_a_row += 1
+    if in_a_row > train_config.max_skipped_in_a_row:
+        raise callbacks.NonFiniteLoss(
+            f"{failure}; {in_a_row} non-finite steps in a row (--max_skipped_in_a_row="
+            f"{train_config.max_skipped_in_a_row}), training stopped, last good checkpoint: {kept}"
+        )
