@@ -41,6 +41,16 @@ def box_voxels(resolution, low, high):
     return grid
 
 
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """A tiny synthetic TFRecord dataset (12 photos and shapes at 32^3, two shards), one per test module."""
+    from data_tools.synthetic import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(str(out), resolution=32, shapes_per_class=2, views_per_shape=1, image_size=32, num_shards=2)
+    return str(out)
+
+
 @pytest.fixture
 def voxel_batch():
     return random_voxels()

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_tools.synthetic import write_synthetic_dataset
 from keras_vaegan import callbacks, data, run_lock, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.gan import GAN3D
@@ -21,13 +20,6 @@ from keras_vaegan.gan import GAN3D
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = ModelConfig(model_type="gan", resolution=32, latent_dim=16)
 TINY = dict(batch_size=2, sample_every=100, log_every=1, mesh_summary_every=0, keep_checkpoints=10)
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(str(out), resolution=32, shapes_per_class=2, views_per_shape=1, image_size=32, num_shards=2)
-    return str(out)
 
 
 def train_command(*args):

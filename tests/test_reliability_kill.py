@@ -26,15 +26,6 @@ ARGS = ["--model_type=gan", "--latent_dim=16", "--batch_size=2", f"--train_steps
 RESUMED = re.compile(r"^(?:resuming from (\S+)|starting) at step (\d+) of")
 
 
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    from data_tools.synthetic import write_synthetic_dataset
-
-    out = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(str(out), resolution=32, shapes_per_class=2, views_per_shape=1, image_size=32, num_shards=2)
-    return str(out)
-
-
 def start(dataset_dir, model_dir):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     command = [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={dataset_dir}", f"--model_dir={model_dir}",
