@@ -75,25 +75,24 @@ def optimizers_of(model):
     return {name: getattr(model, name) for name in names if hasattr(model, name)}
 
 
-def restore_latest(checkpoint, manager):
-    """Restores the newest checkpoint, if any; a mismatch is a CheckpointError, never a partial load."""
+def restore_latest(checkpoint, manager, train_config):
+    """Restores the newest checkpoint, if any; a mismatch is a CheckpointError, never a partial load.
+
+    The checkpoint also holds G's and E's Adam rates; they are set back to
+    `train_config`'s, so a resumed run uses the rates it is given (D's rate is
+    a schedule, never restored).
+    """
     latest = manager.latest_checkpoint
-    if latest is None:
-        return None
-    try:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.OpError) as error:
-        raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
-    return latest
-
-
-def use_configured_learning_rates(model, train_config):
-    """Sets G's and E's Adam rates from `train_config`: a checkpoint restores them with the
-    weights, and a resumed run must use the rates it is given (D's rate is a schedule, not restored)."""
+    if latest is not None:
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
     rates = {"g_optimizer": train_config.generator_learning_rate, "e_optimizer": train_config.encoder_learning_rate}
-    for name, optimizer in optimizers_of(model).items():
+    for name, optimizer in optimizers_of(checkpoint.model).items():
         if name in rates:
             optimizer.learning_rate = rates[name]
+    return latest
 
 
 def read_pretrained(path):
@@ -228,8 +227,7 @@ def _train(model_config, train_config, files, exclude, pretrained, model_dir, ch
     if not chief:
         checkpoint_dir = os.path.join(model_dir, f".worker-{os.getpid()}-checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=train_config.keep_checkpoints)
-    restored = restore_latest(checkpoint, manager)
-    use_configured_learning_rates(model, train_config)
+    restored = restore_latest(checkpoint, manager, train_config)
     step = callbacks.current_step(model)
     final_path = os.path.join(model_dir, FINAL_MODEL)
     if restored and step >= train_config.train_steps and os.path.exists(final_path):
@@ -278,8 +276,7 @@ def _train(model_config, train_config, files, exclude, pretrained, model_dir, ch
             guard.check_weights()  # a checkpoint is written only of finite weights
         if guard.failure:
             _skip_or_stop(guard, skipped, train_config, manager)
-            restore_latest(checkpoint, manager)
-            use_configured_learning_rates(model, train_config)
+            restore_latest(checkpoint, manager, train_config)
         elif callbacks.current_step(model) == boundary:
             manager.save(checkpoint_number=boundary)
         step = callbacks.current_step(model)
