@@ -36,9 +36,6 @@ MAX_BACKDROPS = 500
 PREVIEW_PHOTOS = 24
 BACKDROP_EDGE = 384
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# Procedural furniture has its back towards +y. The library has no single frame, but -x is the usual one
-# (backs of 18 of 41 chairs, 9 of 21 sofas, 11 of 22 beds; +y: 3, 1, 1): a quarter turn puts them together.
-PROCEDURAL_TO_LIBRARY_TURNS = 1
 
 FLAGS = flags.FLAGS
 
@@ -96,8 +93,7 @@ def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, se
                      for v in range(views_per_model)]
     for class_id, name in enumerate(shapes.CLASSES):
         for index in range(synthetic_per_class):
-            grid = np.rot90(shapes.make_shape(name, resolution, np.random.default_rng([seed, 1, class_id, index])),
-                            PROCEDURAL_TO_LIBRARY_TURNS, axes=(0, 1))
+            grid = shapes.make_shape(name, resolution, np.random.default_rng([seed, 1, class_id, index]))
             jobs += [(f"synthetic/{name}/{index:05d}/view{v}", name, grid, (seed, 2, class_id, index, v))
                      for v in range(views_per_model)]
     order = np.random.default_rng(seed).permutation(len(jobs))
