@@ -102,30 +102,20 @@ def find_records(data_dir):
 
 
 def check_records(files, resolution, need_images):
-    """Reads the first record of every file and checks schema, resolution and images.
+    """Checks the first record of every file with `record_problem` (a quick look before export or a report).
 
     Raises DataError naming the first file that does not fit.
     """
     for path in files:
         try:
             first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-            if first is None:
-                raise DataError(f"{path}: holds no records")
-            record = decode_example(first)
-        except (tf.errors.OpError, ValueError) as error:
-            if isinstance(error, DataError):
-                raise
-            raise DataError(f"{path}: not a keras-vaegan TFRecord ({first_line(error)})") from None
-        version = int(record["schema_version"])
-        if version != SCHEMA_VERSION:
-            raise DataError(f"{path}: schema version {version}, this library reads {SCHEMA_VERSION}")
-        found = int(record["resolution"])
-        if found != resolution:
-            raise DataError(f"{path}: voxels are {found}^3 but the model is {resolution}^3 (--resolution)")
-        if len(record["voxels"].numpy()) * 8 < resolution**3:
-            raise DataError(f"{path}: voxel payload too short for {resolution}^3")
-        if need_images and not record["image"].numpy():
-            raise DataError(f"{path}: records hold no images, which 3D-VAE-GAN training needs")
+        except tf.errors.OpError as error:
+            raise DataError(f"{path}: not a keras-vaegan record ({first_line(error)})") from None
+        if first is None:
+            raise DataError(f"{path}: holds no records")
+        problem = record_problem(first, resolution, need_images)
+        if problem:
+            raise DataError(f"{path}: {problem}")
 
 
 def record_problem(serialized, resolution, need_images):

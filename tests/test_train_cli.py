@@ -129,18 +129,18 @@ def test_data_errors_name_the_file(tmp_path, dataset_dir):
 
     foreign = tmp_path / "foreign.tfrecord"
     write_records(foreign, [tf.train.Example().SerializeToString()])
-    with pytest.raises(data.DataError, match=f"{foreign}: not a keras-vaegan TFRecord"):
+    with pytest.raises(data.DataError, match=f"{foreign}: not a keras-vaegan record"):
         data.check_records([str(foreign)], 32, need_images=False)
 
     garbage = tmp_path / "garbage.tfrecord"
     garbage.write_bytes(os.urandom(100))
-    with pytest.raises(data.DataError, match=f"{garbage}: not a keras-vaegan TFRecord"):
+    with pytest.raises(data.DataError, match=f"{garbage}: not a keras-vaegan record"):
         data.check_records([str(garbage)], 32, need_images=False)
 
     voxels_only = tmp_path / "voxels.tfrecord"
     write_records(voxels_only, [data.encode_example(np.ones((32, 32, 32), bool), class_name="cube")])
     data.check_records([str(voxels_only)], 32, need_images=False)
-    with pytest.raises(data.DataError, match=f"{voxels_only}: records hold no images"):
+    with pytest.raises(data.DataError, match=f"{voxels_only}: holds no image"):
         data.check_records([str(voxels_only)], 32, need_images=True)
 
     with pytest.raises(data.DataError, match="are 32\\^3 but the model is 64\\^3"):
