@@ -83,11 +83,12 @@ def restore_latest(checkpoint, manager, train_config):
     a schedule, never restored).
     """
     latest = manager.latest_checkpoint
-    if latest is not None:
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (ValueError, AssertionError, tf.errors.OpError) as error:
-            raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
+    if latest is None:
+        return None  # a fresh model already has the configured rates
+    try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.OpError) as error:
+        raise CheckpointError(f"{latest}: does not fit this model ({first_line(error, 300)})") from None
     rates = {"g_optimizer": train_config.generator_learning_rate, "e_optimizer": train_config.encoder_learning_rate}
     for name, optimizer in optimizers_of(checkpoint.model).items():
         if name in rates:
