@@ -63,46 +63,43 @@ def test_missing_required_flags():
     assert_one_line_error(run_train(), "--data_dir")
 
 
-def test_every_flagfile_parses_and_validates(tmp_path, monkeypatch):
+def test_every_flagfile_parses_and_validates(monkeypatch):
     monkeypatch.chdir(ROOT)  # some flagfiles build on others, named relative to the repository
-    import train
-
     config_dir = os.path.join(ROOT, "configs")
     names = sorted(os.listdir(config_dir))
     expected = {"demo_32.flags", "gan_32.flags", "gan_64_paper.flags", "vaegan_64_paper.flags", "ikea_32.flags",
                 "ikea_32_separate.flags", "ikea_64.flags"}
     assert expected <= set(names)
     for name in names:
-        train.FLAGS.unparse_flags()
-        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile={os.path.join(config_dir, name)}", "--data_dir=d", "--model_dir=m"])
-        model_config, train_config = train.configs_from_flags()
+        model_config, train_config = _configs_of(name)
         model_config.validate()
         train_config.validate()
-    train.FLAGS.unparse_flags()
 
 
 def _configs_of(flagfile):
+    """(ModelConfig, TrainConfig) that train.py builds from configs/<flagfile> (run from the repository)."""
     import train
 
     train.FLAGS.unparse_flags()
-    train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
-    configs = train.configs_from_flags()
-    train.FLAGS.unparse_flags()
-    return [dataclasses.asdict(config) for config in configs]
+    try:
+        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
+        return train.configs_from_flags()
+    finally:
+        train.FLAGS.unparse_flags()
 
 
 def test_ikea_flagfiles_differ_from_the_joint_one_only_where_they_say(monkeypatch):
     monkeypatch.chdir(ROOT)  # flagfiles name the flagfile they build on relative to the repository
-    (joint_model, joint_train), (separate_model, separate_train) = _configs_of("ikea_32.flags"), _configs_of(
-        "ikea_32_separate.flags"
+    (joint_model, joint_train), (separate_model, separate_train) = (
+        [dataclasses.asdict(config) for config in _configs_of(name)] for name in ("ikea_32.flags", "ikea_32_separate.flags")
     )
     assert joint_train["schedule"] == "joint"
     assert separate_model == joint_model
     changed = {key: separate_train[key] for key in joint_train if joint_train[key] != separate_train[key]}
     assert changed == {"schedule": "separate", "pretrain_steps": 1500, "encoder_learning_rate": 0.0001}
     big_model, big_train = _configs_of("ikea_64.flags")
-    assert (big_model["resolution"], big_model["image_size"]) == (64, 128)
-    assert big_train["generator_learning_rate"] == joint_train["generator_learning_rate"]
+    assert (big_model.resolution, big_model.image_size) == (64, 128)
+    assert big_train.generator_learning_rate == joint_train["generator_learning_rate"]
 
 
 def test_paper_flagfiles_hold_the_paper_hyperparameters():
