@@ -66,12 +66,24 @@ def _with_faults(image, rng):
     return np.asarray(picture, np.float64)
 
 
-def render_photo(voxels, rng, size, backdrops=(), jitter=False):
+def _camera_distance(rng, distances):
+    """None (orthographic) without a range; else log-uniform in `distances` (grid edges), like varied focal lengths."""
+    if distances is None:
+        return None
+    low, high = np.log(distances)
+    return float(np.exp(rng.uniform(low, high)))
+
+
+def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None):
     """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
-    or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults."""
+    or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults.
+
+    The camera is orthographic, or with `camera_distances` (low, high) a pinhole camera at a random
+    distance in that range of grid edges: near is a wide-angle photo, far a telephoto one.
+    """
     color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
     rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
-                              color=tuple(color))
+                              color=tuple(color), distance=_camera_distance(rng, camera_distances))
     rgba = _framed(rgba, rng, size)
     alpha = rgba[..., 3:] / 255.0
     if len(backdrops) and rng.random() < 0.5:

@@ -5,7 +5,9 @@ the floor; the front of an object faces -y (low y). This is the layout of the
 ModelNet voxelizations in ../shared/data and of data_tools.shapes. Azimuth 0
 looks at the front; positive azimuth moves the camera towards +x; elevation
 raises it. The camera is orthographic and framed on the whole grid cube, so
-renders of one resolution share one scale.
+renders of one resolution share one scale; with `distance` it is a pinhole
+camera that far from the grid's centre (in grid edges), aimed at the centre
+and framed on the object, as in a photo.
 """
 
 import numpy as np
@@ -18,6 +20,7 @@ SEPARATOR = (200, 200, 200)
 SUPERSAMPLE = 2
 _DEPTH_LEVELS = 1 << 20
 _NORMALS = np.concatenate([np.eye(3, dtype=int), -np.eye(3, dtype=int)])
+_UNIT_CUBE_CORNERS = np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).reshape(3, -1).T
 
 
 def _occupancy(grid, threshold):
@@ -77,17 +80,20 @@ def _surface(occupied, axes, light, samples):
     return np.concatenate(points), np.concatenate(shades)
 
 
-def _shade(occupied, size, azimuth, elevation):
+def _shade(occupied, size, azimuth, elevation, distance=None):
     """Shade in [0, 1] of every pixel of a (size * SUPERSAMPLE)^2 z-buffer; 0 where empty."""
     half = occupied.shape[0] / 2
     toward, right, up = _camera(azimuth, elevation)
     axes = np.stack([right, up, toward], 1)
     pixels = size * SUPERSAMPLE
-    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T * half
-    scale = 0.95 * pixels / (2 * np.abs(corners @ axes[:, :2]).max())
-    points, shades = _surface(occupied, axes, _light(toward, right), int(np.ceil(scale / 0.5)))
-    column = (points[:, 0] * scale + pixels / 2).astype(np.int64)
-    row = (pixels / 2 - points[:, 1] * scale).astype(np.int64)
+    project = _projection(distance, 2 * half)
+    frame = (_framed_corners(occupied, distance) - half) @ axes
+    scale = 0.95 * pixels / (2 * np.abs(project(frame)).max())
+    magnification = project(np.array([[1.0, 0.0, frame[:, 2].max()]]))[0, 0]  # at the nearest corner
+    points, shades = _surface(occupied, axes, _light(toward, right), int(np.ceil(scale * magnification / 0.5)))
+    screen = project(points) * scale
+    column = (screen[:, 0] + pixels / 2).astype(np.int64)
+    row = (pixels / 2 - screen[:, 1]).astype(np.int64)
     depth = ((points[:, 2] + 2 * half) / (4 * half + 1) * _DEPTH_LEVELS).astype(np.int64)
     zbuffer = np.full(pixels * pixels, -1, np.int64)
     np.maximum.at(zbuffer, row * pixels + column, depth << 8 | shades)  # the nearest sample wins
@@ -95,12 +101,31 @@ def _shade(occupied, size, azimuth, elevation):
     return np.where(zbuffer >= 0, shade, 0.0).reshape(pixels, pixels)
 
 
-def _render(grid, size, azimuth, elevation, threshold, color):
+def _framed_corners(occupied, distance):
+    """The corners the picture is framed on, in grid coordinates: the grid cube's for the orthographic
+    camera (one scale per resolution), the occupied voxels' for a pinhole one (its cube would waste pixels)."""
+    if distance is None:
+        return _UNIT_CUBE_CORNERS * occupied.shape[0]
+    return (np.argwhere(occupied)[:, None, :] + _UNIT_CUBE_CORNERS).reshape(-1, 3)
+
+
+def _projection(distance, edge):
+    """Camera-space points (N, 3) -> screen points (N, 2): orthographic, or a pinhole `distance` edges away."""
+    if distance is None:
+        return lambda points: points[:, :2]
+    if distance <= np.sqrt(3) / 2:
+        raise ValueError(f"camera distance must exceed {np.sqrt(3) / 2:.3f} grid edges (outside the grid), "
+                         f"got {distance}")
+    eye = distance * edge
+    return lambda points: points[:, :2] * (eye / (eye - points[:, 2:3]))
+
+
+def _render(grid, size, azimuth, elevation, threshold, color, distance=None):
     """Premultiplied color (size, size, 3) in [0, 255] and coverage (size, size, 1) in [0, 1]."""
     occupied = _occupancy(grid, threshold)
     if not occupied.any():
         return np.zeros((size, size, 3)), np.zeros((size, size, 1))
-    shade = _shade(occupied, size, azimuth, elevation)
+    shade = _shade(occupied, size, azimuth, elevation, distance)
     blocks = (size, SUPERSAMPLE, size, SUPERSAMPLE)
     coverage = (shade > 0).reshape(blocks).mean(axis=(1, 3))[..., None]
     premultiplied = shade.reshape(blocks).mean(axis=(1, 3))[..., None] * np.asarray(color, float)
@@ -120,9 +145,13 @@ def render_voxels(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, c
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
-def render_rgba(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, color=DEFAULT_COLOR):
-    """Like render_voxels, but (size, size, 4) uint8 with coverage as alpha, for compositing."""
-    premultiplied, coverage = _render(grid, size, azimuth, elevation, threshold, color)
+def render_rgba(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, color=DEFAULT_COLOR, distance=None):
+    """Like render_voxels, but (size, size, 4) uint8 with coverage as alpha, for compositing.
+
+    `distance` (grid edges from the grid's centre to the camera) switches to a
+    pinhole camera, as in a photo; None keeps the orthographic one.
+    """
+    premultiplied, coverage = _render(grid, size, azimuth, elevation, threshold, color, distance)
     straight = premultiplied / np.maximum(coverage, 1e-6)
     return np.clip(np.concatenate([straight, coverage * 255], axis=-1) + 0.5, 0, 255).astype(np.uint8)
 

@@ -68,6 +68,26 @@ def test_threshold_and_rgba():
     assert rgba.shape == (32, 32, 4) and rgba[0, 0, 3] == 0 and rgba[16, 16, 3] == 255
 
 
+def test_pinhole_camera_shows_near_things_bigger():
+    # equal cubes, the left one at the front (low y), the right one at the back, seen from the front
+    front_left = _box(16, x=slice(0, 4), y=slice(0, 4), z=slice(0, 4))
+    cubes = front_left | _box(16, x=slice(12, 16), y=slice(12, 16), z=slice(0, 4))
+    view = dict(size=64, azimuth=0.0, elevation=30.0)
+
+    def near_over_far_width(distance):
+        columns = np.nonzero((render.render_rgba(cubes, distance=distance, **view)[..., 3] > 0).any(axis=0))[0]
+        gaps = np.nonzero(np.diff(columns) > 1)[0]
+        assert len(gaps) == 1  # two separate blobs
+        left, right = columns[: gaps[0] + 1], columns[gaps[0] + 1 :]
+        return np.ptp(left) / np.ptp(right)
+
+    assert near_over_far_width(None) == pytest.approx(1.0, abs=0.1)
+    assert near_over_far_width(1.2) > 1.3
+    assert near_over_far_width(1.2) > near_over_far_width(5.0) > 1.0
+    with pytest.raises(ValueError, match="camera distance"):
+        render.render_rgba(cubes, distance=0.5)
+
+
 def test_rejects_non_cubic_grids():
     with pytest.raises(ValueError, match="cubic"):
         render.render_voxels(np.ones((8, 8, 4)))
