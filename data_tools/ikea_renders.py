@@ -2,20 +2,26 @@
 
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
-        [--image_size 64] [--num_shards 4] [--seed 0]
+        [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
-from random viewpoints in a random furniture colour, with colour casts, blur and
-JPEG artefacts, over a backdrop: procedural, or a crop of a photo from
+from random viewpoints (orthographic, or with --camera_distances through a
+pinhole camera at a random distance, like varied focal lengths) in a random
+furniture colour, with colour casts, blur and JPEG artefacts, over a
+backdrop: procedural, or a crop of a photo from
 --backgrounds (the SUN database in the paper's setting) or, without it, of the
 natural photos that ship inside scikit-image. The IKEA benchmark photos are
 never used. DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt
 (the models left out, whose photos `python -m keras_vaegan.evaluate ikea
 --heldout_models` scores separately) and preview.png. The output depends only
-on the arguments.
+on the arguments. `--split heldout` renders the held-out library models alone
+instead (heldout.tfrecord-* shards, in a folder of their own): a validation
+set for `python -m keras_vaegan.evaluate renders`, which tells whether a model
+reads shapes from pictures or remembers its training pictures.
 """
 
+import glob
 import os
 
 import numpy as np
@@ -30,6 +36,8 @@ from keras_vaegan.cli import ProgressCounter, fail, parse_flags
 from keras_vaegan.files import write_bytes_atomically
 
 HELDOUT_FILE = "heldout_models.txt"
+SPLITS = ("train", "heldout")
+MIN_CAMERA_DISTANCE = 0.87  # grid edges: just outside the grid's corners (sqrt(3) / 2)
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
 MAX_BACKDROPS = 500
@@ -84,14 +92,14 @@ def _library(input_path):
             for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items())}
 
 
-def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed):
-    """(source id, class name, grid, rng) of every record, in a seeded random order."""
+def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed, split="train"):
+    """(source id, class name, grid, rng key) of every record of `split`, in a seeded random order."""
     jobs = []
     for model_id, (class_name, grid) in library.items():
-        if model_id not in heldout:
+        if (model_id in heldout) == (split == "heldout"):
             jobs += [(f"ikea/models/{model_id}/view{v}", class_name, grid, (seed, 0, stable_hash(model_id), v))
                      for v in range(views_per_model)]
-    for class_id, name in enumerate(shapes.CLASSES):
+    for class_id, name in enumerate(shapes.CLASSES if split == "train" else ()):
         for index in range(synthetic_per_class):
             grid = shapes.make_shape(name, resolution, np.random.default_rng([seed, 1, class_id, index]))
             jobs += [(f"synthetic/{name}/{index:05d}/view{v}", name, grid, (seed, 2, class_id, index, v))
@@ -100,13 +108,14 @@ def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, se
     return [jobs[i] for i in order]
 
 
-def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos):
+def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, camera_distances):
     """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
         voxels = resample(grid, resolution)
-        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True)
+        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True,
+                             camera_distances=camera_distances)
         if len(first_photos) < PREVIEW_PHOTOS:
             first_photos.append(photo)
         yield encode_example(voxels, image=photo, class_name=class_name, class_id=classes.index(class_name),
@@ -116,18 +125,31 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
-                       heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None):
-    """Writes the shards, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids)."""
+                       heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
+                       split="train", camera_distances=None):
+    """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
+
+    split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
+    held-out library models alone. `camera_distances` (low, high), in grid edges, switches from the
+    orthographic camera to a pinhole one at a random distance in that range (`photos.render_photo`).
+    """
     from data_tools.records import write_shards
 
     library = _library(input_path)
     heldout = sorted(m for m in library if is_heldout(m, heldout_fraction, seed))
     classes = sorted({name for name, _ in library.values()} | set(shapes.CLASSES))
-    jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed)
+    jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed, split)
+    if not jobs:
+        raise ValueError(f"split: {split} renders no model, as none is held out (--heldout_fraction)")
+    others = sorted(glob.glob(os.path.join(out_dir, "*.tfrecord-*")))
+    others = [name for name in others if not os.path.basename(name).startswith(f"{split}.")]
+    if others:
+        raise ValueError(f"out: {out_dir} already holds other records ({os.path.basename(others[0])}); give each "
+                         "split its own folder, so neither is overwritten nor mixed into the other")
     backdrops = load_backdrops(backgrounds)
     first_photos = []
-    _, count = write_shards(_examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos),
-                            out_dir, "train", num_shards)
+    examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, camera_distances)
+    _, count = write_shards(examples, out_dir, split, num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
     preview = [render.photo_cell(_decoded(photo), 96) for photo in first_photos]
@@ -155,9 +177,15 @@ def _define_flags():
     flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.")
     flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.")
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
+    flags.DEFINE_list("camera_distances", [], "LOW,HIGH: a pinhole camera at a random distance in this range of "
+                      "grid edges from the shape's centre (1.2,5 is about a 35-150 mm lens on a full frame); "
+                      "default: orthographic.")
+    flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
+                      "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
 
 def _check_flags():
+    """Ends the run on the first bad flag; returns --camera_distances as (low, high), or None."""
     checks = (
         ("input", FLAGS.input and os.path.isdir(FLAGS.input), f"{FLAGS.input} is not a folder"),
         ("out", not os.path.exists(FLAGS.out) or os.path.isdir(FLAGS.out), f"{FLAGS.out} is not a folder"),
@@ -174,11 +202,26 @@ def _check_flags():
     for name, ok, problem in checks:
         if not ok:
             fail(f"--{name}: {problem}")
+    return _camera_distances(FLAGS.camera_distances)
+
+
+def _camera_distances(values):
+    """The (low, high) of --camera_distances, or None (orthographic) without it."""
+    if not values:
+        return None
+    try:
+        low, high = (float(v) for v in values)
+    except ValueError:
+        fail(f"--camera_distances: {','.join(values)} is not two numbers LOW,HIGH")
+    if not MIN_CAMERA_DISTANCE < low <= high:
+        fail(f"--camera_distances: {low},{high} needs {MIN_CAMERA_DISTANCE} < LOW <= HIGH (grid edges; the "
+             "camera must be outside the grid)")
+    return low, high
 
 
 def main(argv):
     del argv
-    _check_flags()
+    camera_distances = _check_flags()
     from data_tools.readers import BadFile
     from data_tools.sources import LayoutError
 
@@ -186,11 +229,13 @@ def main(argv):
         count, heldout = write_ikea_renders(
             FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
-            ProgressCounter("ikea renders", "records"),
+            ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
         )
     except (LayoutError, BadFile, ValueError) as error:
-        fail(f"--input: {error}" if not str(error).startswith("backgrounds") else f"--{error}")
-    print(f"wrote {count} records in {FLAGS.num_shards} shards ({len(heldout)} library models held out, listed in "
+        named = str(error).split(":")[0] in ("backgrounds", "split", "out")
+        fail(f"--{error}" if named else f"--input: {error}")
+    what = "library models held out" if FLAGS.split == "train" else "held-out library models rendered"
+    print(f"wrote {count} {FLAGS.split} records in {FLAGS.num_shards} shards ({len(heldout)} {what}, listed in "
           f"{HELDOUT_FILE}), classes.txt and preview.png to {FLAGS.out}")
 
 

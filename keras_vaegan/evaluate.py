@@ -9,6 +9,9 @@ Tasks:
               nearest training shapes
   classify    discriminator features into a linear SVM: trained on --data/<train_split>, scored on
               --data/<test_split>; accuracy, per-class accuracy, a confusion matrix
+  renders     single-picture reconstruction on records of (picture, shape) pairs, such as
+              `data_tools.ikea_renders --split heldout` or a model's own training set: average
+              precision and IoU at the model's resolution, per class and mean, beside the mean shape
   latent      interpolation, shape arithmetic (from prior z, or from --images through the encoder) and
               what single units of the generator's first layer add to a shape
 Each task writes metrics.json, table.md and PNG figures into --out (other files there are kept).
@@ -23,14 +26,15 @@ from absl import flags  # noqa: E402
 
 from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 
-TASKS = ("ikea", "generation", "classify", "latent")
+TASKS = ("ikea", "renders", "generation", "classify", "latent")
 PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes that are not empty
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "The .keras file written by training (or by keras_vaegan.convert).",
                     flag_values=FLAGS)
-flags.DEFINE_string("data", None, "ikea: an IKEA dataset folder; generation: held-out TFRecords; classify: a "
-                    "converted dataset folder with split sub-folders.", flag_values=FLAGS)
+flags.DEFINE_string("data", None, "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; "
+                    "generation: held-out TFRecords; classify: a converted dataset folder with split sub-folders.",
+                    flag_values=FLAGS)
 flags.DEFINE_string("out", None, "Folder for metrics.json, table.md and the figures (created if missing).",
                     flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 8, "Shapes or photos per forward pass.", lower_bound=1, flag_values=FLAGS)
@@ -39,6 +43,8 @@ flags.DEFINE_bool("best_transform", False, "ikea: also report the best of 8 turn
                   flag_values=FLAGS)
 flags.DEFINE_string("heldout_models", None, "ikea: a file of model ids left out of training (heldout_models.txt "
                     "of data_tools.ikea_renders); their photos are also scored on their own.", flag_values=FLAGS)
+flags.DEFINE_integer("max_records", 1000, "renders: score a seeded random subset of at most this many records "
+                     "(0: all of them).", lower_bound=0, flag_values=FLAGS)
 flags.DEFINE_string("train_data", None, "generation: TFRecords of the training shapes (memorization check).",
                     flag_values=FLAGS)
 flags.DEFINE_integer("samples", 100, "generation: shapes drawn from the prior.", lower_bound=2, flag_values=FLAGS)
@@ -107,7 +113,7 @@ def evaluate_ikea():
     from data_tools.readers import BadFile
     from data_tools.sources import LayoutError
     from export.images import resize_with_pad
-    from keras_vaegan.evaluation import figures, ikea, ikea_data
+    from keras_vaegan.evaluation import ikea, ikea_data
 
     model = _load_model(need_encoder=True)
     say(f"reading {FLAGS.data}")
@@ -161,7 +167,10 @@ def evaluate_ikea():
     table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}:\n\n"
              f"{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
              f"{ikea.markdown_table(iou, classes)}\n")
-    return metrics, table, {"ikea_examples.png": _ikea_examples(bench.photos, predictions, rows, figures)}
+    figure = _best_and_worst([photo.pixels for photo in bench.photos], predictions,
+                             [photo.truth for photo in bench.photos],
+                             [os.path.basename(row["image"]) for row in rows], rows)
+    return metrics, table, {"ikea_examples.png": figure}
 
 
 def _heldout_models(bench):
@@ -180,9 +189,11 @@ def _heldout_models(bench):
     return heldout
 
 
-def _ikea_examples(photos, predictions, rows, figures):
-    """Per class, the best and the worst photo by AP: photo, prediction, ground truth."""
+def _best_and_worst(pictures, predictions, truths, labels, rows):
+    """Per class, the best and the worst picture by AP: picture, prediction, ground truth."""
     import numpy as np
+
+    from keras_vaegan.evaluation import figures
 
     picked = []
     for name in sorted({row["class"] for row in rows}):
@@ -190,13 +201,53 @@ def _ikea_examples(photos, predictions, rows, figures):
         best = max(members, key=lambda i: rows[i]["ap"])
         worst = min(members, key=lambda i: rows[i]["ap"])
         picked += [best] if best == worst else [best, worst]
-    lines = []
-    for i in picked:
-        row = rows[i]
-        lines.append([(photos[i].pixels, f"{row['class']}: {os.path.basename(row['image'])}"),
-                      (predictions[i], f"prediction, AP {row['ap'] * 100:.1f}"),
-                      (photos[i].truth.astype(np.float32), "ground truth")])
-    return figures.labelled_rows(lines)
+    return figures.labelled_rows([
+        [(pictures[i], f"{rows[i]['class']}: {labels[i]}"),
+         (predictions[i], f"prediction, AP {rows[i]['ap'] * 100:.1f}"),
+         (truths[i].astype(np.float32), "ground truth")]
+        for i in picked
+    ])
+
+
+def evaluate_renders():
+    """Reconstruction of (picture, shape) records; returns (metrics, table, figures)."""
+    import numpy as np
+
+    from keras_vaegan import data
+    from keras_vaegan.evaluation import ikea
+    from keras_vaegan.evaluation.records import load_renders
+
+    model = _load_model(need_encoder=True)
+    say(f"reading {FLAGS.data}")
+    try:
+        renders = load_renders(FLAGS.data, model.resolution, model.image_size, FLAGS.max_records, FLAGS.seed)
+    except data.DataError as error:
+        fail(f"--data: {error}")
+    if renders.stored_resolution != model.resolution:
+        say(f"note: {FLAGS.data} holds {renders.stored_resolution}^3 shapes and the model makes {model.resolution}^3: "
+            f"the shapes are resampled to {model.resolution}^3 (occupied if any covered voxel is)")
+    say(f"scoring {len(renders.grids)} of {renders.total} records")
+    predictions = _predict(model.reconstruct, renders.images, "reconstructing")
+    total = renders.grids.sum(axis=0, dtype=np.float64)
+    others = max(len(renders.grids) - 1, 1)
+    rows = []
+    for prediction, truth, class_name, source_id in zip(predictions, renders.grids, renders.class_names,
+                                                         renders.source_ids):
+        row = {"source_id": source_id, "class": class_name, **ikea.score(prediction, truth)}
+        row["mean_shape_ap"] = ikea.average_precision((total - truth) / others, truth)  # the other records' mean
+        rows.append(row)
+    classes = sorted(set(renders.class_names))
+    ap = {"model": ikea.class_means(rows, "ap"),
+          "mean shape of the other records": ikea.class_means(rows, "mean_shape_ap")}
+    iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
+    metrics = {"task": "renders", "model": FLAGS.model, "data": FLAGS.data, "records": renders.total,
+               "scored": len(rows), "resolution": model.resolution, "average_precision": ap, "iou": iou,
+               "per_record": rows}
+    table = (f"Average precision (x100) at {model.resolution}^3 on {len(rows)} of the {renders.total} records of "
+             f"{FLAGS.data}:\n\n{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
+             f"{ikea.markdown_table(iou, classes)}\n")
+    figure = _best_and_worst(renders.images, predictions, renders.grids, renders.source_ids, rows)
+    return metrics, table, {"renders_examples.png": figure}
 
 
 def evaluate_generation():

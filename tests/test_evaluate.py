@@ -133,6 +133,62 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
+@pytest.fixture(scope="module")
+def heldout_renders(tmp_path_factory):
+    """Renders of the held-out real IKEA models (one view each, 16x16 pictures) at 20^3: a validation set."""
+    from data_tools import ikea_renders
+
+    out = tmp_path_factory.mktemp("heldout-renders")
+    ikea_renders.write_ikea_renders(IKEA, str(out), resolution=32, views_per_model=1, image_size=16, num_shards=2,
+                                    split="heldout")
+    return out
+
+
+def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models, heldout_renders, tmp_path):
+    result = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}", f"--out={tmp_path}",
+                      "--max_records=20", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    heldout = (heldout_renders / "heldout_models.txt").read_text().split()
+    assert metrics["records"] == len(heldout) and metrics["scored"] == len(metrics["per_record"]) == 20
+    scored = {row["source_id"].split("/")[2] for row in metrics["per_record"]}
+    assert len(scored) == 20 and scored <= set(heldout)  # 20 different held-out models, one view each
+    ap = metrics["average_precision"]
+    assert set(ap) == {"model", "mean shape of the other records"}
+    for row in metrics["per_record"]:
+        assert 0 < row["ap"] <= 1 and 0 < row["mean_shape_ap"] <= 1 and 0 <= row["iou@0.5"] <= 1
+    assert ap["model"]["mean"] == pytest.approx(
+        sum(v for k, v in ap["model"].items() if k != "mean") / (len(ap["model"]) - 1))
+    assert "| model |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "renders_examples.png").stat().st_size > 1000
+    again = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}",
+                     f"--out={tmp_path / 'all'}", "--max_records=0")
+    assert json.loads((tmp_path / "all" / "metrics.json").read_text())["scored"] == len(heldout), again.stderr
+
+
+def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path):
+    error = the_error(evaluate("renders", f"--model={models['vaegan']}", f"--data={ikea_shapes / 'train'}",
+                               f"--out={tmp_path / 'o'}"))
+    assert error.startswith(f"error: --data: {ikea_shapes / 'train' / 'train.tfrecord'}: record 0")
+    assert "holds no picture" in error
+    error = the_error(evaluate("renders", f"--model={models['gan']}", f"--data={heldout_renders}",
+                               f"--out={tmp_path / 'o'}"))
+    assert "is a 3D-GAN" in error
+    undecodable = tmp_path / "undecodable"
+    undecodable.mkdir()
+    with tf.io.TFRecordWriter(str(undecodable / "a.tfrecord")) as writer:
+        writer.write(encode_example(read_voxel_array(CHAIRS)[0] > 0.5, image=b"not a picture", class_name="chair"))
+    error = the_error(evaluate("renders", f"--model={models['vaegan']}", f"--data={undecodable}",
+                               f"--out={tmp_path / 'o'}"))
+    assert f"{undecodable / 'a.tfrecord'}: record 0: its picture does not decode" in error
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    (tmp_path / "bad.tfrecord").write_bytes(b"\x00" * 40)
+    error = the_error(evaluate("renders", f"--model={models['vaegan']}", f"--data={tmp_path}",
+                               f"--out={tmp_path / 'o'}"))
+    assert f"{tmp_path / 'bad.tfrecord'}: record 0 cannot be read" in error
+    assert not os.path.exists(tmp_path / "o")
+
+
 def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path):
     result = evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -207,6 +263,8 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
     (["--model=m", "--out=o"], "name a task first"),
     (["bogus", "--model=m", "--out=o"], "name a task first"),
     (["ikea", "--model=m", "--out=o"], "--data is required for ikea"),
+    (["renders", "--model=m", "--out=o"], "--data is required for renders"),
+    (["renders", "--model=m", "--out=o", "--data=d", "--max_records=-1"], "--max_records"),
     (["generation", "--model=m", "--out=o", "--data=d"], "--train_data is required"),
     (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),

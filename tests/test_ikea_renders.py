@@ -54,6 +54,31 @@ def test_held_out_models_and_bytes_depend_only_on_the_arguments(renders, tmp_pat
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
 
 
+def test_the_heldout_split_renders_held_out_models_alone_in_a_folder_of_its_own_with_either_camera(renders, tmp_path):
+    out, _, heldout, _ = renders
+    count, same_heldout = ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=2, heldout_fraction=0.2,
+                                                          image_size=32, num_shards=2, split="heldout")
+    assert same_heldout == heldout and count == 2 * len(heldout)
+    shards = sorted(p.name for p in tmp_path.glob("*.tfrecord-*"))
+    assert shards == [f"heldout.tfrecord-0000{i}-of-00002" for i in (0, 1)]
+    records = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
+    ids, ortho_images = [r["source_id"].numpy().decode() for r in records], [r["image"].numpy() for r in records]
+    assert sorted({i.split("/")[2] for i in ids}) == heldout and all(i.startswith("ikea/models/") for i in ids)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for split, folder in (("heldout", out), ("train", tmp_path)):
+        with pytest.raises(ValueError, match="already holds other records"):
+            ikea_renders.write_ikea_renders(IKEA, str(folder), views_per_model=1, heldout_fraction=0.2,
+                                            image_size=32, num_shards=2, split=split)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    ikea_renders.write_ikea_renders(IKEA, str(tmp_path / "pinhole"), views_per_model=2, heldout_fraction=0.2,
+                                    image_size=32, num_shards=2, split="heldout", camera_distances=(1.2, 5.0))
+    pinhole = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path / "pinhole")))]
+    assert [r["source_id"].numpy().decode() for r in pinhole] == ids
+    assert all(r["image"].numpy() != o for r, o in zip(pinhole, ortho_images))
+    with pytest.raises(ValueError, match="none is held out"):
+        ikea_renders.write_ikea_renders(IKEA, str(tmp_path / "none"), heldout_fraction=0, split="heldout")
+
+
 def test_photos_use_the_backdrops_and_the_faults_of_real_photos():
     grid = np.zeros((32, 32, 32), bool)
     grid[10:22, 10:22, 0:20] = True
@@ -69,6 +94,9 @@ def test_photos_use_the_backdrops_and_the_faults_of_real_photos():
     jittered = render_photo(grid, np.random.default_rng(3), 64, jitter=True)
     assert jittered != plain and Image.open(io.BytesIO(jittered)).size == (64, 64)
     assert len(ikea_renders.load_backdrops()) == len(ikea_renders.SKIMAGE_PHOTOS)
+    pinhole = render_photo(grid, np.random.default_rng(3), 64, camera_distances=(1.2, 5.0))
+    assert pinhole == render_photo(grid, np.random.default_rng(3), 64, camera_distances=(1.2, 5.0))
+    assert pinhole != plain
 
 
 def test_cli_bad_flags_are_one_line(tmp_path):
@@ -76,7 +104,12 @@ def test_cli_bad_flags_are_one_line(tmp_path):
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
                            ([f"--input={tmp_path / 'no'}", f"--out={tmp_path}"], "is not a folder"),
                            ([f"--input={tmp_path}", f"--out={tmp_path / 'o'}"], "not an IKEA dataset"),
-                           ([f"--input={IKEA}", f"--out={tmp_path}", "--heldout_fraction=1"], "--heldout_fraction")):
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--heldout_fraction=1"], "--heldout_fraction"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--split=test"], "--split"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
+                            "--split: heldout renders no model")):
         result = subprocess.run([sys.executable, "-m", "data_tools.ikea_renders", *args], capture_output=True,
                                 text=True, timeout=120, cwd=ROOT, env=env)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
