@@ -89,10 +89,15 @@ def _load_shapes(folder, flag, resolution):
         shapes = load_shapes(folder, resolution)
     except data.DataError as error:
         fail(f"{flag}: {error}")
-    if shapes.stored_resolution != resolution:
-        say(f"note: {folder} holds {shapes.stored_resolution}^3 shapes and the model makes {resolution}^3: "
-            f"the shapes are resampled to {resolution}^3 (occupied if any covered voxel is)")
+    _note_resampling(folder, shapes.stored_resolution, resolution)
     return shapes
+
+
+def _note_resampling(folder, stored_resolution, resolution):
+    """Says so when the records of `folder` were resampled to the model's resolution."""
+    if stored_resolution != resolution:
+        say(f"note: {folder} holds {stored_resolution}^3 shapes and the model makes {resolution}^3: "
+            f"the shapes are resampled to {resolution}^3 (occupied if any covered voxel is)")
 
 
 def _predict(function, inputs, label):
@@ -223,9 +228,7 @@ def evaluate_renders():
         renders = load_renders(FLAGS.data, model.resolution, model.image_size, FLAGS.max_records, FLAGS.seed)
     except data.DataError as error:
         fail(f"--data: {error}")
-    if renders.stored_resolution != model.resolution:
-        say(f"note: {FLAGS.data} holds {renders.stored_resolution}^3 shapes and the model makes {model.resolution}^3: "
-            f"the shapes are resampled to {model.resolution}^3 (occupied if any covered voxel is)")
+    _note_resampling(FLAGS.data, renders.stored_resolution, model.resolution)
     say(f"scoring {len(renders.grids)} of {renders.total} records")
     predictions = _predict(model.reconstruct, renders.images, "reconstructing")
     total = renders.grids.sum(axis=0, dtype=np.float64)
