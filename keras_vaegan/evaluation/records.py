@@ -27,10 +27,9 @@ class ShapeSet:
 
 @dataclasses.dataclass
 class RenderSet:
-    """Pictures (N, S, S, 3) float [0, 1] with their grids (N, R, R, R), class names and source ids, read from
-    `folder`: `total` records, of which a subset may have been picked."""
+    """Pictures (N, S, S, 3) float [0, 1] with their grids (N, R, R, R), class names and source ids: a subset
+    of the `total` records read, or all of them."""
 
-    folder: str
     images: np.ndarray
     grids: np.ndarray
     class_names: list
@@ -111,8 +110,8 @@ def load_renders(folder, resolution, image_size, limit=0, seed=0):
     picked = np.arange(len(entries))
     if 0 < limit < len(entries):
         picked = np.sort(np.random.default_rng(seed).permutation(len(entries))[:limit])
-    images, grids = [], []
-    for path, index, (packed, size, image, _, _) in (entries[i] for i in picked):
+    images, grids, class_names, source_ids = [], [], [], []
+    for path, index, (packed, size, image, class_name, source_id) in (entries[i] for i in picked):
         try:
             images.append(data.decode_image(image, image_size).numpy())
             grids.append(resample(data.unpack_voxels(packed, size), resolution))
@@ -120,5 +119,6 @@ def load_renders(folder, resolution, image_size, limit=0, seed=0):
             raise data.DataError(f"{path}: record {index}: its picture does not decode") from None
         except ValueError as error:
             raise data.DataError(f"{path}: record {index} cannot be read ({first_line(error)})") from None
-    return RenderSet(folder, np.stack(images), np.stack(grids), [entries[i][2][3] for i in picked],
-                     [entries[i][2][4] for i in picked], stored, len(entries))
+        class_names.append(class_name)
+        source_ids.append(source_id)
+    return RenderSet(np.stack(images), np.stack(grids), class_names, source_ids, stored, len(entries))
