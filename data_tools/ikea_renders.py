@@ -48,6 +48,13 @@ PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FLAGS = flags.FLAGS
 
 
+class ArgumentError(ValueError):
+    """A bad argument, named by the command-line flag it comes from ("backgrounds", "split", "out")."""
+
+    def __init__(self, flag, message):
+        super().__init__(f"{flag}: {message}")
+
+
 def is_heldout(model_id, fraction, seed):
     """Whether a library model is left out of training: a stable hash of the id and the seed."""
     return stable_hash(f"{seed}/{model_id}") % 10_000 < fraction * 10_000
@@ -79,7 +86,7 @@ def load_backdrops(folder=""):
         except BadFile:
             continue
     if not backdrops:
-        raise ValueError(f"backgrounds: {folder} holds no readable photos ({', '.join(PHOTO_EXTENSIONS)})")
+        raise ArgumentError("backgrounds", f"{folder} holds no readable photos ({', '.join(PHOTO_EXTENSIONS)})")
     return backdrops
 
 
@@ -140,12 +147,12 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     classes = sorted({name for name, _ in library.values()} | set(shapes.CLASSES))
     jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed, split)
     if not jobs:
-        raise ValueError(f"split: {split} renders no model, as none is held out (--heldout_fraction)")
+        raise ArgumentError("split", f"{split} renders no model, as none is held out (--heldout_fraction)")
     others = sorted(glob.glob(os.path.join(out_dir, "*.tfrecord-*")))
     others = [name for name in others if not os.path.basename(name).startswith(f"{split}.")]
     if others:
-        raise ValueError(f"out: {out_dir} already holds other records ({os.path.basename(others[0])}); give each "
-                         "split its own folder, so neither is overwritten nor mixed into the other")
+        raise ArgumentError("out", f"{out_dir} already holds other records ({os.path.basename(others[0])}); "
+                            "give each split its own folder, so neither is overwritten nor mixed into the other")
     backdrops = load_backdrops(backgrounds)
     first_photos = []
     examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, camera_distances)
@@ -231,9 +238,10 @@ def main(argv):
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
         )
+    except ArgumentError as error:
+        fail(f"--{error}")
     except (LayoutError, BadFile, ValueError) as error:
-        named = str(error).split(":")[0] in ("backgrounds", "split", "out")
-        fail(f"--{error}" if named else f"--input: {error}")
+        fail(f"--input: {error}")
     what = "library models held out" if FLAGS.split == "train" else "held-out library models rendered"
     print(f"wrote {count} {FLAGS.split} records in {FLAGS.num_shards} shards ({len(heldout)} {what}, listed in "
           f"{HELDOUT_FILE}), classes.txt and preview.png to {FLAGS.out}")
