@@ -3,6 +3,7 @@
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
+        [--framing box|square]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
@@ -11,10 +12,13 @@ pinhole camera at a random distance, like varied focal lengths) in a random
 furniture colour, with colour casts, blur and JPEG artefacts, over a
 backdrop: procedural, or a crop of a photo from
 --backgrounds (the SUN database in the paper's setting) or, without it, of the
-natural photos that ship inside scikit-image. The IKEA benchmark photos are
-never used. DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt
-(the models left out, whose photos `python -m keras_vaegan.evaluate ikea
---heldout_models` scores separately) and preview.png. The output depends only
+natural photos that ship inside scikit-image. Each picture is cropped to a box
+around the object and padded to a square with black, as a photo cropped to its
+object is by the model's preprocessing (--framing square: a square around the
+object, the backdrop all round). The IKEA benchmark photos are never used.
+DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt (the models
+left out, whose photos `python -m keras_vaegan.evaluate ikea --heldout_models`
+scores separately) and preview.png. The output depends only
 on the arguments. `--split heldout` renders the held-out library models alone
 instead (heldout.tfrecord-* shards, in a folder of their own): a validation
 set for `python -m keras_vaegan.evaluate renders`, which tells whether a model
@@ -37,6 +41,7 @@ from keras_vaegan.files import write_bytes_atomically
 
 HELDOUT_FILE = "heldout_models.txt"
 SPLITS = ("train", "heldout")
+FRAMINGS = ("box", "square")
 MIN_CAMERA_DISTANCE = 0.87  # grid edges: just outside the grid's corners (sqrt(3) / 2)
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
@@ -115,14 +120,14 @@ def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, se
     return [jobs[i] for i in order]
 
 
-def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, camera_distances):
-    """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`."""
+def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, view):
+    """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`. `view` holds
+    render_photo's camera_distances and boxed."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
         voxels = resample(grid, resolution)
-        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True,
-                             camera_distances=camera_distances)
+        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True, **view)
         if len(first_photos) < PREVIEW_PHOTOS:
             first_photos.append(photo)
         yield encode_example(voxels, image=photo, class_name=class_name, class_id=classes.index(class_name),
@@ -133,12 +138,14 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
-                       split="train", camera_distances=None):
+                       split="train", camera_distances=None, framing="box"):
     """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
 
     split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
     held-out library models alone. `camera_distances` (low, high), in grid edges, switches from the
     orthographic camera to a pinhole one at a random distance in that range (`photos.render_photo`).
+    `framing` "box" crops each picture to a box around the object padded to a square with black, as a
+    photo cropped to its object is at test time; "square" crops a square around it over the backdrop.
     """
     from data_tools.records import write_shards
 
@@ -155,7 +162,8 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
                             "give each split its own folder, so neither is overwritten nor mixed into the other")
     backdrops = load_backdrops(backgrounds)
     first_photos = []
-    examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, camera_distances)
+    examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos,
+                         {"camera_distances": camera_distances, "boxed": framing == "box"})
     _, count = write_shards(examples, out_dir, split, num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
@@ -187,6 +195,9 @@ def _define_flags():
     flags.DEFINE_list("camera_distances", [], "LOW,HIGH: a pinhole camera at a random distance in this range of "
                       "grid edges from the shape's centre (1.2,5 is about a 35-150 mm lens on a full frame); "
                       "default: orthographic.")
+    flags.DEFINE_enum("framing", "box", FRAMINGS, "box: each picture cropped to a box around the object and "
+                      "padded to a square with black, as photos cropped to their object are at test time; "
+                      "square: a square around the object over the backdrop.")
     flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                       "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
@@ -237,6 +248,7 @@ def main(argv):
             FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
+            FLAGS.framing,
         )
     except ArgumentError as error:
         fail(f"--{error}")

@@ -48,6 +48,29 @@ def _framed(rgba, rng, size):
     return np.asarray(Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS))
 
 
+def _boxed(rgba, rng, size):
+    """Crops a box around the object with a small random margin on each side, like a photo cropped to its
+    annotation box, and resizes it so its long side is `size` (the short side keeps the aspect ratio)."""
+    rows, cols = np.nonzero(rgba[..., 3])
+    extent = max(np.ptp(rows), np.ptp(cols)) + 1
+    top, bottom, left, right = rng.uniform(0.0, 0.12, 4) * extent
+    box = (cols.min() - left, rows.min() - top, cols.max() + 1 + right, rows.max() + 1 + bottom)
+    box = tuple(round(v) for v in box)
+    width, height = box[2] - box[0], box[3] - box[1]
+    scale = size / max(width, height)
+    resized = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgba).crop(box).resize(resized, Image.Resampling.LANCZOS))
+
+
+def _padded_square(image, size):
+    """`image` centred on a black square of edge `size`, as photos are padded at test time."""
+    height, width = image.shape[:2]
+    top, left = (size - height) // 2, (size - width) // 2
+    square = np.zeros((size, size, 3), image.dtype)
+    square[top : top + height, left : left + width] = image
+    return square
+
+
 def _photo_crop(photo, rng, size):
     """A random square crop of a uint8 RGB photo (at least half its short side), resized to `size`."""
     height, width = photo.shape[:2]
@@ -74,26 +97,30 @@ def _camera_distance(rng, distances):
     return float(np.exp(rng.uniform(low, high)))
 
 
-def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None):
+def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False):
     """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
     or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults.
 
     The camera is orthographic, or with `camera_distances` (low, high) a pinhole camera at a random
-    distance in that range of grid edges: near is a wide-angle photo, far a telephoto one.
+    distance in that range of grid edges: near is a wide-angle photo, far a telephoto one. The picture is
+    a square around the object, or with `boxed` a box around it padded to a square with black, which is
+    what a photo cropped to the object becomes in the model's preprocessing (`data.preprocess_image`).
     """
     color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
     rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
                               color=tuple(color), distance=_camera_distance(rng, camera_distances))
-    rgba = _framed(rgba, rng, size)
+    rgba = _boxed(rgba, rng, size) if boxed else _framed(rgba, rng, size)
     alpha = rgba[..., 3:] / 255.0
     if len(backdrops) and rng.random() < 0.5:
         backdrop = _photo_crop(backdrops[rng.integers(len(backdrops))], rng, size)
     else:
         backdrop = _background(rng, size)
-    image = rgba[..., :3] * alpha + backdrop * (1 - alpha)
+    image = rgba[..., :3] * alpha + backdrop[: alpha.shape[0], : alpha.shape[1]] * (1 - alpha)
     quality = 90
     if jitter:
         image, quality = _with_faults(image, rng), int(rng.integers(40, 95))
+    if boxed:
+        image = _padded_square(image, size)
     buffer = io.BytesIO()
     Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

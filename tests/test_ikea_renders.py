@@ -99,6 +99,22 @@ def test_photos_use_the_backdrops_and_the_faults_of_real_photos():
     assert pinhole != plain
 
 
+def test_boxed_photos_are_padded_with_black_like_photos_at_test_time():
+    tall = np.zeros((32, 32, 32), bool)
+    tall[12:20, 12:20, 0:30] = True  # a bookcase-like column: a tall box, black bars left and right
+    for seed in range(4):
+        boxed = render_photo(tall, np.random.default_rng(seed), 64, jitter=True, boxed=True)
+        pixels = np.asarray(Image.open(io.BytesIO(boxed)).convert("RGB")).astype(int)
+        assert pixels.shape == (64, 64, 3)
+        bright = pixels.max(axis=(0, 2)) > 40  # columns showing something other than the black padding
+        left, right = np.argmax(bright), 63 - np.argmax(bright[::-1])
+        assert 8 < left and right < 55 and abs(left - (63 - right)) <= 2  # centred, with bars on both sides
+        assert pixels[:, : left - 4].max() < 32 and pixels[:, right + 5 :].max() < 32  # black but for JPEG ringing
+        assert pixels[[0, 63], left + 2 : right - 2].max() > 40  # the long side fills the frame
+    square = render_photo(tall, np.random.default_rng(0), 64, jitter=True)
+    assert square != render_photo(tall, np.random.default_rng(0), 64, jitter=True, boxed=True)
+
+
 def test_cli_bad_flags_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
@@ -106,6 +122,7 @@ def test_cli_bad_flags_are_one_line(tmp_path):
                            ([f"--input={tmp_path}", f"--out={tmp_path / 'o'}"], "not an IKEA dataset"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--heldout_fraction=1"], "--heldout_fraction"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=test"], "--split"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--framing=tight"], "--framing"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
