@@ -3,7 +3,7 @@
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
-        [--framing box|square]
+        [--framing box|square] [--scene plain|room]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
@@ -42,6 +42,7 @@ from keras_vaegan.files import write_bytes_atomically
 HELDOUT_FILE = "heldout_models.txt"
 SPLITS = ("train", "heldout")
 FRAMINGS = ("box", "square")
+SCENES = ("plain", "room")
 MIN_CAMERA_DISTANCE = 0.87  # grid edges: just outside the grid's corners (sqrt(3) / 2)
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
@@ -120,14 +121,14 @@ def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, se
     return [jobs[i] for i in order]
 
 
-def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, view):
-    """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`. `view` holds
-    render_photo's camera_distances and boxed."""
+def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, render_options):
+    """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`.
+    `render_options` holds render_photo's camera_distances, boxed and room."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
         voxels = resample(grid, resolution)
-        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True, **view)
+        photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True, **render_options)
         if len(first_photos) < PREVIEW_PHOTOS:
             first_photos.append(photo)
         yield encode_example(voxels, image=photo, class_name=class_name, class_id=classes.index(class_name),
@@ -138,7 +139,7 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
-                       split="train", camera_distances=None, framing="box"):
+                       split="train", camera_distances=None, framing="box", scene="plain"):
     """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
 
     split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
@@ -146,6 +147,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     orthographic camera to a pinhole one at a random distance in that range (`photos.render_photo`).
     `framing` "box" crops each picture to a box around the object padded to a square with black, as a
     photo cropped to its object is at test time; "square" crops a square around it over the backdrop.
+    `scene` "room" makes the procedural backdrops rooms, with a shadow and a surface pattern on the object.
     """
     from data_tools.records import write_shards
 
@@ -163,7 +165,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     backdrops = load_backdrops(backgrounds)
     first_photos = []
     examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos,
-                         {"camera_distances": camera_distances, "boxed": framing == "box"})
+                         {"camera_distances": camera_distances, "boxed": framing == "box", "room": scene == "room"})
     _, count = write_shards(examples, out_dir, split, num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
@@ -198,6 +200,8 @@ def _define_flags():
     flags.DEFINE_enum("framing", "box", FRAMINGS, "box: each picture cropped to a box around the object and "
                       "padded to a square with black, as photos cropped to their object are at test time; "
                       "square: a square around the object over the backdrop.")
+    flags.DEFINE_enum("scene", "plain", SCENES, "plain: procedural backdrops are patterns; room: they are rooms "
+                      "(a wall over a floor), and the object casts a soft shadow and gets a surface pattern.")
     flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                       "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
@@ -248,7 +252,7 @@ def main(argv):
             FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
-            FLAGS.framing,
+            framing=FLAGS.framing, scene=FLAGS.scene,
         )
     except ArgumentError as error:
         fail(f"--{error}")

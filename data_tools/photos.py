@@ -1,6 +1,6 @@
 """Photo-like pictures of voxel shapes: a furniture colour, a random view, a photo-like crop, a backdrop.
 
-The backdrop is procedural (gradients, stripes, blobs, rings, grain) or, when
+The backdrop is procedural (gradients, stripes, blobs, rings, grain, or rooms: a wall over a floor) or, when
 photos are given, a random crop of one of them (the paper composites its
 renders over SUN database photos). With `jitter` the picture also gets the
 faults of real photos: colour casts, blur and JPEG artefacts.
@@ -17,6 +17,13 @@ FURNITURE_COLORS = (
     (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),
     (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
 )
+WALL_COLORS = ((238, 236, 230), (225, 218, 200), (205, 208, 210), (235, 225, 205), (190, 200, 185), (215, 200, 190))
+FLOOR_COLORS = ((165, 120, 75), (195, 160, 115), (120, 85, 55), (150, 150, 150), (90, 85, 80), (215, 210, 200))
+
+
+def _uint8(image):
+    """Float pixels in [0, 255] rounded to bytes."""
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def _background(rng, size):
@@ -37,6 +44,46 @@ def _background(rng, size):
     low, high = rng.uniform(0, 255, (2, 3))
     image = low + np.clip(t, 0, 1)[..., None] * (high - low)
     return image + rng.normal(0, rng.uniform(0, 12), image.shape)
+
+
+def _room(rng, size):
+    """A procedural room corner (size, size, 3) float: a lit wall over a wooden, tiled or carpeted floor, as
+    behind furniture in interior photos; the horizon is anywhere from the upper third to the bottom edge."""
+    y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
+    wall = np.asarray(WALL_COLORS[rng.integers(len(WALL_COLORS))]) + rng.normal(0, 10, 3)
+    light = 1 + rng.uniform(-0.15, 0.15) * (x - 0.5) + rng.uniform(-0.15, 0.1) * (y - 0.5)
+    image = wall * light[..., None]
+    horizon = rng.uniform(0.35, 1.0)
+    floor = np.asarray(FLOOR_COLORS[rng.integers(len(FLOOR_COLORS))]) + rng.normal(0, 12, 3)
+    depth = np.clip((y - horizon) / max(1 - horizon, 1e-6), 0, 1)  # 0 at the horizon, 1 at the bottom edge
+    kind = rng.integers(3)
+    if kind == 0:  # planks, narrowing towards the horizon
+        pattern = np.sin(2 * np.pi * rng.uniform(3, 8) * (x - 0.5) / (0.3 + depth)) > rng.uniform(-0.8, 0.8)
+    elif kind == 1:  # tiles
+        pattern = np.sin(2 * np.pi * 5 * (x - 0.5) / (0.3 + depth)) * np.sin(2 * np.pi * 6 * np.sqrt(depth)) > 0
+    else:  # carpet
+        pattern = rng.random((size, size)) > 0.5
+    floor_image = floor * (1 + 0.12 * (pattern - 0.5) + 0.15 * depth)[..., None]
+    image = np.where((y >= horizon)[..., None], floor_image, image)
+    return image + rng.normal(0, rng.uniform(0, 6), image.shape)
+
+
+def _shadowed(backdrop, alpha, rng):
+    """The backdrop darkened by the soft shadow the object casts on the floor just below and behind it."""
+    mask = Image.fromarray(_uint8(alpha[..., 0] * 255))
+    shift = int(round(rng.uniform(0.0, 0.06) * alpha.shape[0]))
+    mask = mask.transform(mask.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, -shift))
+    shadow = np.asarray(mask.filter(ImageFilter.GaussianBlur(alpha.shape[0] * rng.uniform(0.03, 0.08)))) / 255.0
+    return backdrop * (1 - rng.uniform(0.2, 0.5) * shadow[..., None])
+
+
+def _textured(colors, rng):
+    """Object colours times a random greyscale pattern (grain, stripes, blobs or rings) of random strength,
+    as fabric, wood grain and the things on shelves make real furniture far from one flat colour."""
+    height, width = colors.shape[:2]
+    pattern = _background(rng, max(height, width)).mean(axis=-1)[:height, :width]
+    pattern = (pattern - pattern.mean()) / (pattern.std() + 1e-6)
+    return colors * np.clip(1 + rng.uniform(0.0, 0.25) * pattern, 0.3, 1.7)[..., None]
 
 
 def _framed(rgba, rng, size):
@@ -83,7 +130,7 @@ def _photo_crop(photo, rng, size):
 def _with_faults(image, rng):
     """A colour cast, a brightness/contrast change and sometimes blur, as in real photos."""
     image = (image - 128) * rng.uniform(0.7, 1.3) + 128 + rng.normal(0, 20) + rng.normal(0, 12, 3)
-    picture = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    picture = Image.fromarray(_uint8(image))
     if rng.random() < 0.5:
         picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     return np.asarray(picture, np.float64)
@@ -97,7 +144,7 @@ def _camera_distance(rng, distances):
     return float(np.exp(rng.uniform(low, high)))
 
 
-def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False):
+def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False, room=False):
     """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
     or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults.
 
@@ -105,6 +152,8 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     distance in that range of grid edges: near is a wide-angle photo, far a telephoto one. The picture is
     a square around the object, or with `boxed` a box around it padded to a square with black, which is
     what a photo cropped to the object becomes in the model's preprocessing (`data.preprocess_image`).
+    With `room`, the procedural backdrops are rooms (a wall over a floor), the object casts a soft shadow
+    on the backdrop and its colour gets a random surface pattern.
     """
     color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
     rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
@@ -114,13 +163,16 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     if len(backdrops) and rng.random() < 0.5:
         backdrop = _photo_crop(backdrops[rng.integers(len(backdrops))], rng, size)
     else:
-        backdrop = _background(rng, size)
-    image = rgba[..., :3] * alpha + backdrop[: alpha.shape[0], : alpha.shape[1]] * (1 - alpha)
+        backdrop = _room(rng, size) if room else _background(rng, size)
+    backdrop, colors = backdrop[: alpha.shape[0], : alpha.shape[1]], rgba[..., :3].astype(np.float64)
+    if room:
+        backdrop, colors = _shadowed(backdrop, alpha, rng), _textured(colors, rng)
+    image = colors * alpha + backdrop * (1 - alpha)
     quality = 90
     if jitter:
         image, quality = _with_faults(image, rng), int(rng.integers(40, 95))
     if boxed:
         image = _padded_square(image, size)
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(_uint8(image)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data_tools import ikea_renders
+from data_tools import photos
 from data_tools.photos import render_photo
 from keras_vaegan import data
 
@@ -115,6 +116,26 @@ def test_boxed_photos_are_padded_with_black_like_photos_at_test_time():
     assert square != render_photo(tall, np.random.default_rng(0), 64, jitter=True, boxed=True)
 
 
+def test_room_scenes_put_the_object_before_a_light_wall_with_a_shadow_and_a_surface_pattern():
+    low = np.zeros((32, 32, 32), bool)
+    low[8:24, 8:24, 0:6] = True  # a low bed-like block: the square crop shows the backdrop above it
+    walls = 0
+    for seed in range(8):
+        room = render_photo(low, np.random.default_rng(seed), 64, room=True)
+        corner = np.asarray(Image.open(io.BytesIO(room)).convert("RGB")).astype(int)[1, 1]
+        walls += corner.min() > 140 and np.ptp(corner) < 60  # an interior wall: light and nearly grey
+        assert room == render_photo(low, np.random.default_rng(seed), 64, room=True)
+    assert walls == 8
+    backdrop, alpha = np.full((40, 40, 3), 200.0), np.zeros((40, 40, 1))
+    alpha[10:20, 10:30] = 1.0
+    shadowed = photos._shadowed(backdrop, alpha, np.random.default_rng(0))
+    assert shadowed[21:24, 12:28].mean() < 190 and shadowed[35:, :].min() > 199  # dark just below, not far off
+    flat = np.full((40, 50, 3), 120.0)
+    patterned = [photos._textured(flat, np.random.default_rng(seed)) for seed in range(4)]
+    assert all(p.shape == flat.shape and abs(p.mean() - 120) < 15 for p in patterned)
+    assert max(p.std() for p in patterned) > 5
+
+
 def test_cli_bad_flags_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
@@ -123,6 +144,7 @@ def test_cli_bad_flags_are_one_line(tmp_path):
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--heldout_fraction=1"], "--heldout_fraction"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=test"], "--split"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--framing=tight"], "--framing"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--scene=garden"], "--scene"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
