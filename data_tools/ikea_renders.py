@@ -3,14 +3,16 @@
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
-        [--framing box|square] [--scene plain|room]
+        [--framing box|square] [--scene room|plain]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
 from random viewpoints (orthographic, or with --camera_distances through a
 pinhole camera at a random distance, like varied focal lengths) in a random
-furniture colour, with colour casts, blur and JPEG artefacts, over a
-backdrop: procedural, or a crop of a photo from
+furniture colour with a random surface pattern, with colour casts, blur and
+JPEG artefacts, casting a soft shadow on a backdrop: a procedural room (a wall
+over a floor; --scene plain: patterned backdrops, flat colour, no shadow), or a
+crop of a photo from
 --backgrounds (the SUN database in the paper's setting) or, without it, of the
 natural photos that ship inside scikit-image. Each picture is cropped to a box
 around the object and padded to a square with black, as a photo cropped to its
@@ -42,7 +44,7 @@ from keras_vaegan.files import write_bytes_atomically
 HELDOUT_FILE = "heldout_models.txt"
 SPLITS = ("train", "heldout")
 FRAMINGS = ("box", "square")
-SCENES = ("plain", "room")
+SCENES = ("room", "plain")
 MIN_CAMERA_DISTANCE = 0.87  # grid edges: just outside the grid's corners (sqrt(3) / 2)
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
@@ -139,7 +141,7 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
-                       split="train", camera_distances=None, framing="box", scene="plain"):
+                       split="train", camera_distances=None, framing="box", scene="room"):
     """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
 
     split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
@@ -147,7 +149,8 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     orthographic camera to a pinhole one at a random distance in that range (`photos.render_photo`).
     `framing` "box" crops each picture to a box around the object padded to a square with black, as a
     photo cropped to its object is at test time; "square" crops a square around it over the backdrop.
-    `scene` "room" makes the procedural backdrops rooms, with a shadow and a surface pattern on the object.
+    `scene` "room" makes the procedural backdrops rooms, with a shadow and a surface pattern on the object;
+    "plain" keeps patterned backdrops and a flat-coloured object without a shadow.
     """
     from data_tools.records import write_shards
 
@@ -200,8 +203,8 @@ def _define_flags():
     flags.DEFINE_enum("framing", "box", FRAMINGS, "box: each picture cropped to a box around the object and "
                       "padded to a square with black, as photos cropped to their object are at test time; "
                       "square: a square around the object over the backdrop.")
-    flags.DEFINE_enum("scene", "plain", SCENES, "plain: procedural backdrops are patterns; room: they are rooms "
-                      "(a wall over a floor), and the object casts a soft shadow and gets a surface pattern.")
+    flags.DEFINE_enum("scene", "room", SCENES, "room: procedural backdrops are rooms (a wall over a floor), and the "
+                      "object casts a soft shadow and gets a surface pattern; plain: patterned backdrops, flat colour.")
     flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                       "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
