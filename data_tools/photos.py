@@ -1,9 +1,10 @@
 """Photo-like pictures of voxel shapes: a furniture colour, a random view, a photo-like crop, a backdrop.
 
-The backdrop is procedural (gradients, stripes, blobs, rings, grain, or rooms: a wall over a floor) or, when
-photos are given, a random crop of one of them (the paper composites its
-renders over SUN database photos). With `jitter` the picture also gets the
-faults of real photos: colour casts, blur and JPEG artefacts.
+The backdrop is procedural (gradients, stripes, blobs, rings, grain, or rooms:
+a wall over a floor) or, when photos are given, a random crop of one of them
+(the paper composites its renders over SUN database photos). With `jitter` the
+picture also gets the faults of real photos: colour casts, blur and JPEG
+artefacts.
 """
 
 import io
@@ -69,7 +70,7 @@ def _room(rng, size):
 
 
 def _shadowed(backdrop, alpha, rng):
-    """The backdrop darkened by the soft shadow the object casts on the floor just below and behind it."""
+    """The backdrop darkened by the soft shadow the object casts just below itself."""
     mask = Image.fromarray(_uint8(alpha[..., 0] * 255))
     shift = int(round(rng.uniform(0.0, 0.06) * alpha.shape[0]))
     mask = mask.transform(mask.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, -shift))
