@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from keras_vaegan import render
+
 UP_AXES = ("y", "z")
 # Moves faces that lie exactly on a voxel boundary (such as the bounding box's
 # own faces) inside, so the conservative surface test marks one layer, not two.
@@ -290,5 +292,5 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
         else:
             background = _background(backgrounds[rng.integers(len(backgrounds))], rng, image_size)
         photo = premultiplied + (1 - coverage) * background
-        photos.append(np.clip(photo + 0.5, 0, 255).astype(np.uint8))
+        photos.append(render.to_bytes(photo))
     return photos

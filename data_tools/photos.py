@@ -22,11 +22,6 @@ WALL_COLORS = ((238, 236, 230), (225, 218, 200), (205, 208, 210), (235, 225, 205
 FLOOR_COLORS = ((165, 120, 75), (195, 160, 115), (120, 85, 55), (150, 150, 150), (90, 85, 80), (215, 210, 200))
 
 
-def _uint8(image):
-    """Float pixels in [0, 255] rounded to bytes."""
-    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
-
-
 def _background(rng, size):
     """A random procedural backdrop (size, size, 3) float: gradient, stripes, blobs or rings, plus grain."""
     y, x = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
@@ -71,7 +66,7 @@ def _room(rng, size):
 
 def _shadowed(backdrop, alpha, rng):
     """The backdrop darkened by the soft shadow the object casts just below itself."""
-    mask = Image.fromarray(_uint8(alpha[..., 0] * 255))
+    mask = Image.fromarray(render.to_bytes(alpha[..., 0] * 255))
     shift = int(round(rng.uniform(0.0, 0.06) * alpha.shape[0]))
     mask = mask.transform(mask.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, -shift))
     shadow = np.asarray(mask.filter(ImageFilter.GaussianBlur(alpha.shape[0] * rng.uniform(0.03, 0.08)))) / 255.0
@@ -131,7 +126,7 @@ def _photo_crop(photo, rng, size):
 def _with_faults(image, rng):
     """A colour cast, a brightness/contrast change and sometimes blur, as in real photos."""
     image = (image - 128) * rng.uniform(0.7, 1.3) + 128 + rng.normal(0, 20) + rng.normal(0, 12, 3)
-    picture = Image.fromarray(_uint8(image))
+    picture = Image.fromarray(render.to_bytes(image))
     if rng.random() < 0.5:
         picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     return np.asarray(picture, np.float64)
@@ -175,5 +170,5 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     if boxed:
         image = _padded_square(image, size)
     buffer = io.BytesIO()
-    Image.fromarray(_uint8(image)).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(render.to_bytes(image)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

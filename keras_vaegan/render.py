@@ -23,6 +23,11 @@ _NORMALS = np.concatenate([np.eye(3, dtype=int), -np.eye(3, dtype=int)])
 _UNIT_CUBE_CORNERS = np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).reshape(3, -1).T
 
 
+def to_bytes(pixels):
+    """Float pixels in [0, 255] rounded to uint8 (out-of-range values clipped)."""
+    return np.clip(np.asarray(pixels) + 0.5, 0, 255).astype(np.uint8)
+
+
 def _occupancy(grid, threshold):
     """(R, R, R) or (R, R, R, 1) values -> bool (R, R, R)."""
     grid = np.asarray(grid)
@@ -142,7 +147,7 @@ def render_voxels(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, c
     """
     premultiplied, coverage = _render(grid, size, azimuth, elevation, threshold, color)
     image = premultiplied + (1 - coverage) * np.asarray(background, float)
-    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    return to_bytes(image)
 
 
 def render_rgba(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, color=DEFAULT_COLOR, distance=None):
@@ -153,7 +158,7 @@ def render_rgba(grid, size=128, azimuth=45.0, elevation=30.0, threshold=0.5, col
     """
     premultiplied, coverage = _render(grid, size, azimuth, elevation, threshold, color, distance)
     straight = premultiplied / np.maximum(coverage, 1e-6)
-    return np.clip(np.concatenate([straight, coverage * 255], axis=-1) + 0.5, 0, 255).astype(np.uint8)
+    return to_bytes(np.concatenate([straight, coverage * 255], axis=-1))
 
 
 def _as_uint8_rgb(image):
