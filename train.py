@@ -47,6 +47,11 @@ flags.DEFINE_integer(
     "noise_warmup_steps", 0, "Steps over which the posterior noise rises from 0 (0: full noise from the start).", flag_values=FLAGS,
 )
 flags.DEFINE_float("reconstruction_weight", 1e-4, "a2: weight of the reconstruction term.", flag_values=FLAGS)
+flags.DEFINE_float(
+    "class_weight", 0.0,
+    "3D-VAE-GAN: weight of an auxiliary cross-entropy of a linear class head on E's posterior mean against the "
+    "records' class ids (0: no class head).", flag_values=FLAGS,
+)
 flags.DEFINE_boolean(
     "augment_images", False, "Reframe, recolour, blur and JPEG-compress training photos (keras_vaegan/augment.py).",
     flag_values=FLAGS,

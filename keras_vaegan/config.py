@@ -93,6 +93,7 @@ class TrainConfig:
     kl_weight: float = 5.0
     noise_warmup_steps: int = 0
     reconstruction_weight: float = 1e-4
+    class_weight: float = 0.0
     augment_images: bool = False
     schedule: str = "joint"
     pretrain_steps: int = 0
@@ -131,6 +132,7 @@ class TrainConfig:
             "reconstruction_weight",
             f"{self.reconstruction_weight} must not be negative",
         )
+        _check(self.class_weight >= 0, "class_weight", f"{self.class_weight} must not be negative")
         _check_choice(self.schedule, "schedule", SCHEDULES)
         _check(self.pretrain_steps >= 0, "pretrain_steps", f"{self.pretrain_steps} must not be negative")
         _check(

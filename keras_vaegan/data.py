@@ -155,6 +155,7 @@ class RecordScan:
         self.good = 0
         self.bad = []
         self.readable = {}
+        self.num_classes = 0  # 1 + the largest class id of the good records (0: none has a class)
 
     def exclusions(self):
         """{path: (readable count or None, set of bad indices)} for `make_dataset(exclude=...)`."""
@@ -198,12 +199,17 @@ def scan_records(files, resolution, need_images, skip_bad=False):
                 scan.bad.append((path, index, problem))
             else:
                 scan.good += 1
+                scan.num_classes = max(scan.num_classes, _class_id(serialized) + 1)
             if serialized is None:
                 break
             index += 1
     if not scan.good:
         raise DataError(f"{os.path.dirname(files[0]) or '.'}: none of the {len(scan.bad)} records fits")
     return scan
+
+
+def _class_id(serialized):
+    return int(tf.io.parse_single_example(serialized, {"class_id": FEATURES["class_id"]})["class_id"])
 
 
 def _record_reader(exclude):
@@ -257,12 +263,13 @@ def decode_image(encoded, image_size):
 
 def make_dataset(
     files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True, exclude=None,
-    augment=False,
+    augment=False, class_ids=False,
 ):
     """A batched dataset of voxels (3D-GAN) or (image, voxels) pairs (3D-VAE-GAN).
 
     `image_size=None` drops images; `augment` passes them through
     `augment.augment_photo`, seeded by `seed` and the element's position;
+    `class_ids` adds each record's class id (-1: none) to (image, voxels);
     `exclude` (`RecordScan.exclusions()`) leaves bad records out. Batches have
     a fixed size (the remainder is dropped) so every replica of a
     distribution strategy gets equal work.
@@ -276,6 +283,8 @@ def make_dataset(
         image = decode_image(record["image"], image_size)
         if augment:
             image = augment_photo(image, tf.stack([tf.constant(seed, tf.int64), index]))
+        if class_ids:
+            return image, voxels, record["class_id"]
         return image, voxels
 
     dataset = tf.data.Dataset.from_tensor_slices(list(files))

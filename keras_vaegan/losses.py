@@ -35,6 +35,20 @@ def reconstruction_loss(reconstruction, voxels):
     return tf.reduce_sum(tf.square(tf.reshape(difference, [tf.shape(difference)[0], -1])), axis=-1)
 
 
+def class_loss(logits, class_ids):
+    """Cross-entropy of class logits against class ids; 0 for examples of unknown class (id < 0)."""
+    known = class_ids >= 0
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(known, class_ids, tf.zeros_like(class_ids)), logits=tf.cast(logits, tf.float32)
+    )
+    return tf.where(known, per_example, 0.0)
+
+
+def class_accuracy(logits, class_ids):
+    """Per-example 1 when the top logit is the class id, else 0 (also for unknown classes)."""
+    return tf.cast(tf.argmax(logits, axis=-1) == class_ids, tf.float32)
+
+
 def discriminator_accuracy(real_logits, fake_logits):
     """Per-example fraction of correct real/fake calls (logit > 0 means real)."""
     real_correct = tf.cast(tf.reshape(real_logits, [-1]) > 0, tf.float32)

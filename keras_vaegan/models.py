@@ -25,8 +25,11 @@ def make_optimizer(learning_rate, beta1, precision):
     return optimizer
 
 
-def build_model(model_config, train_config):
-    """A compiled GAN3D or VAEGAN3D; call inside the strategy scope, after `set_precision`."""
+def build_model(model_config, train_config, num_classes=0):
+    """A compiled GAN3D or VAEGAN3D; call inside the strategy scope, after `set_precision`.
+
+    A VAEGAN3D gets a class head over `num_classes` classes when `train_config.class_weight` > 0.
+    """
     common = dict(
         resolution=model_config.resolution,
         latent_dim=model_config.latent_dim,
@@ -51,6 +54,8 @@ def build_model(model_config, train_config):
             kl_weight=train_config.kl_weight,
             noise_warmup_steps=train_config.noise_warmup_steps,
             reconstruction_weight=train_config.reconstruction_weight,
+            num_classes=num_classes if train_config.class_weight else 0,
+            class_weight=train_config.class_weight,
             **common,
             name="vaegan3d",
         )

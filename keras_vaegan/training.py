@@ -154,6 +154,7 @@ def dataset_from(step, files, model_config, train_config, exclude=None):
     dataset = data.make_dataset(
         files, model_config.resolution, train_config.batch_size, image_size,
         seed=train_config.seed * 1_000_003 + start, exclude=exclude, augment=train_config.augment_images,
+        class_ids=image_size is not None and train_config.class_weight > 0,
     )
     return dataset.skip(step - start)
 
@@ -191,11 +192,16 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     model_config.validate()
     train_config.validate()
     is_vaegan = model_config.model_type == "vaegan"
+    if train_config.class_weight and not is_vaegan:
+        raise ConfigError("class_weight: the class loss reads the image encoder's code, which only 3D-VAE-GAN has")
     files = data.find_records(data_dir)
     scan = data.scan_records(files, model_config.resolution, is_vaegan, train_config.bad_records == "skip")
     if scan.bad and verbose:
         print(f"{data_dir}: left out {len(scan.bad)} bad records of {len(scan.bad) + scan.good}, first "
               f"{scan.bad[0][0]}: record {scan.bad[0][1]}: {scan.bad[0][2]}")
+    if train_config.class_weight and not scan.num_classes:
+        raise ConfigError(f"class_weight: no record of {data_dir} names its class (class_id), so there is nothing "
+                          "for the class loss to learn")
     pretrained = read_pretrained(train_config.init_from) if train_config.init_from else None
     chief = distribute.is_chief()
     strategy = distribute.make_strategy(train_config.distribution_strategy)
@@ -210,19 +216,19 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
             remove_leftovers(model_dir)
         with callbacks.StopOnSignal() as stop:
             return _train(
-                model_config, train_config, files, scan.exclusions(), pretrained, model_dir, chief, strategy, stop,
-                verbose,
+                model_config, train_config, files, scan, pretrained, model_dir, chief, strategy, stop, verbose
             )
     finally:
         lock.release()
 
 
-def _train(model_config, train_config, files, exclude, pretrained, model_dir, chief, strategy, stop, verbose):
+def _train(model_config, train_config, files, scan, pretrained, model_dir, chief, strategy, stop, verbose):
     is_vaegan = model_config.model_type == "vaegan"
+    exclude = scan.exclusions()
     check_model_dir(model_dir, model_config, train_config, write=chief)
     set_precision(train_config.precision)
     with strategy.scope():
-        model = build_model(model_config, train_config)
+        model = build_model(model_config, train_config, scan.num_classes)
     checkpoint = tf.train.Checkpoint(model=model, **optimizers_of(model))
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     if not chief:

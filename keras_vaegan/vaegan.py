@@ -11,6 +11,12 @@ then hides the image from G (measured on the demo photos: an encoder-generator
 autoencoder reached 0.43 IoU in 300 steps without the noise, 0 with it, also
 with a1 as low as 0.001 or with the variance started at 0.01). The KL term
 keeps its full weight throughout: it is what bounds the code's scale.
+
+With `num_classes` > 0 a linear class head reads E's posterior mean and
+`class_weight` times its cross-entropy against the records' class ids joins
+E's loss (an auxiliary loss: G still sees only z), pushing the code to
+separate the classes (on the IKEA renders it learned the training models'
+classes, not those of unseen models: README, The IKEA experiment).
 """
 
 import keras
@@ -44,6 +50,8 @@ class VAEGAN3D(GAN3D):
         encoder=None,
         latent_prior="normal",
         noise_warmup_steps=0,
+        num_classes=0,
+        class_weight=0.0,
         **kwargs,
     ):
         super().__init__(latent_prior=latent_prior, **kwargs)
@@ -55,7 +63,13 @@ class VAEGAN3D(GAN3D):
             image_size, self.latent_dim, self.synchronized_batch_norm, name="encoder"
         )
         build_once(self.encoder, (None, image_size, image_size, 3))
-        for name in ("kl_loss", "recon_loss"):
+        self.num_classes = num_classes
+        self.class_weight = class_weight
+        self.class_head = None
+        if num_classes:
+            self.class_head = keras.layers.Dense(num_classes, dtype="float32", name="class_head")
+            self.class_head.build((None, self.latent_dim))
+        for name in ("kl_loss", "recon_loss") + (("class_loss", "class_acc") if num_classes else ()):
             self.trackers[name] = keras.metrics.Mean(name=name)
         self._stage = "joint"
 
@@ -75,7 +89,12 @@ class VAEGAN3D(GAN3D):
         """One optimizer per sub-model."""
         super().compile(g_optimizer, d_optimizer, **kwargs)
         self.e_optimizer = e_optimizer
-        e_optimizer.build(self.encoder.trainable_variables)
+        e_optimizer.build(self.encoder_variables())
+
+    def encoder_variables(self):
+        """What E's optimizer trains: the encoder's weights, and the class head's when there is one."""
+        head = self.class_head.trainable_variables if self.class_head else []
+        return self.encoder.trainable_variables + head
 
     def noise_scale(self):
         """Scale of the reparameterization noise at this step: rises from 0 to 1 during the warm-up."""
@@ -93,6 +112,21 @@ class VAEGAN3D(GAN3D):
         mean, _ = self.encode(images)
         return self.generator(mean, training=False)
 
+    def classify(self, images):
+        """Class logits of the class head on the posterior mean (a model built with num_classes > 0)."""
+        mean, _ = self.encode(images)
+        return self.class_head(mean)
+
+    def _class_terms(self, mean, class_ids):
+        """{} without a class head; else {"class_loss", "class_acc"} per example on the posterior mean."""
+        if self.class_head is None:
+            return {}
+        logits = self.class_head(mean)
+        return {
+            "class_loss": losses.class_loss(logits, class_ids),
+            "class_acc": losses.class_accuracy(logits, class_ids),
+        }
+
     def _posterior_sample(self, mean, log_variance):
         """The reparameterization trick, noise drawn per global batch then sliced per replica."""
         local_batch_size = tf.shape(mean)[0]
@@ -102,7 +136,7 @@ class VAEGAN3D(GAN3D):
         )
         return mean + self.noise_scale() * tf.exp(0.5 * log_variance) * replica_slice(noise, local_batch_size)
 
-    def joint_step(self, images, voxels):
+    def joint_step(self, images, voxels, class_ids=None):
         """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
 
         G runs on prior and posterior samples as separate batches: in one mixed
@@ -124,19 +158,21 @@ class VAEGAN3D(GAN3D):
             g_per_example = self.adversarial_loss(fake)
             kl = losses.kl_divergence(mean, log_variance)
             recon = losses.reconstruction_loss(reconstruction, voxels)
+            classes = self._class_terms(mean, class_ids)
             total = g_per_example + self.kl_weight * kl + self.reconstruction_weight * recon
+            if classes:
+                total += self.class_weight * classes["class_loss"]
             loss = losses.global_mean(total, global_batch_size)
             e_scaled_loss = self.e_optimizer.scale_loss(loss)
             g_scaled_loss = self.g_optimizer.scale_loss(loss)
         e_gradients, g_gradients = self._encoder_generator_gradients(tape, e_scaled_loss, g_scaled_loss)
         del tape
-        g_variables = self.generator.trainable_variables
-        e_variables = self.encoder.trainable_variables
-        self.g_optimizer.apply(g_gradients, g_variables)
-        self.e_optimizer.apply(e_gradients, e_variables)
+        self.g_optimizer.apply(g_gradients, self.generator.trainable_variables)
+        self.e_optimizer.apply(e_gradients, self.encoder_variables())
         self.step.assign_add(1)
         return self.update_trackers(
-            d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate, kl_loss=kl, recon_loss=recon
+            d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate, kl_loss=kl, recon_loss=recon,
+            **classes,
         )
 
     def _encoder_generator_gradients(self, tape, e_scaled_loss, g_scaled_loss):
@@ -150,7 +186,7 @@ class VAEGAN3D(GAN3D):
         repeats the backward through G's posterior branch (about 5% of op
         time at 32^3 float32, profiled).
         """
-        e_variables = self.encoder.trainable_variables
+        e_variables = self.encoder_variables()
         g_variables = self.generator.trainable_variables
         scales_loss = any(
             isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -164,29 +200,36 @@ class VAEGAN3D(GAN3D):
             g_gradients = tape.gradient(g_scaled_loss, g_variables)
         return e_gradients, g_gradients
 
-    def encoder_step(self, images, voxels):
-        """E alone on a1 KL + a2 reconstruction through the frozen generator."""
+    def encoder_step(self, images, voxels, class_ids=None):
+        """E alone on a1 KL + a2 reconstruction (+ the class loss) through the frozen generator."""
         global_batch_size = self.global_batch_size(voxels)
         with tf.GradientTape() as tape:
             mean, log_variance = self.encoder(images, training=True)
             reconstruction = self.generator(self._posterior_sample(mean, log_variance), training=False)
             kl = losses.kl_divergence(mean, log_variance)
             recon = losses.reconstruction_loss(reconstruction, voxels)
+            classes = self._class_terms(mean, class_ids)
             total = self.kl_weight * kl + self.reconstruction_weight * recon
+            if classes:
+                total += self.class_weight * classes["class_loss"]
             scaled_loss = self.e_optimizer.scale_loss(losses.global_mean(total, global_batch_size))
-        variables = self.encoder.trainable_variables
+        variables = self.encoder_variables()
         gradients = tape.gradient(scaled_loss, variables)
         self.e_optimizer.apply(gradients, variables)
         self.step.assign_add(1)
-        return self.update_trackers(kl_loss=kl, recon_loss=recon)
+        return self.update_trackers(kl_loss=kl, recon_loss=recon, **classes)
 
     def train_step(self, data):
-        images, voxels = data
+        """`data` is (images, voxels), or (images, voxels, class_ids) for a model with a class head."""
+        if self.class_head is not None and len(data) != 3:
+            raise ValueError("this model has a class head: its batches need class ids (make_dataset(class_ids=True))")
+        images, voxels, *class_ids = data
+        class_ids = class_ids[0] if class_ids else None
         if self.stage == "gan":
             return self.gan_step(voxels)
         if self.stage == "encoder":
-            return self.encoder_step(images, voxels)
-        return self.joint_step(images, voxels)
+            return self.encoder_step(images, voxels, class_ids)
+        return self.joint_step(images, voxels, class_ids)
 
     def get_config(self):
         config = super().get_config()
@@ -195,6 +238,8 @@ class VAEGAN3D(GAN3D):
             kl_weight=self.kl_weight,
             noise_warmup_steps=self.noise_warmup_steps,
             reconstruction_weight=self.reconstruction_weight,
+            num_classes=self.num_classes,
+            class_weight=self.class_weight,
             encoder=keras.saving.serialize_keras_object(self.encoder),
         )
         return config

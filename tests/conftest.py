@@ -10,6 +10,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_vaegan.gan import GAN3D
 from keras_vaegan.vaegan import VAEGAN3D
@@ -106,7 +107,12 @@ def build_vaegan(optimizer="sgd", learning_rate=0.01, d_learning_rate=None, e_le
 
 
 def train_steps(model, data, steps=1):
-    """`steps` compiled train steps on the same batch; returns the history (one value per step)."""
+    """`steps` compiled train steps on the same batch; returns the history (one value per step).
+
+    `data` is voxels, (images, voxels) or (images, voxels, class ids).
+    """
+    if isinstance(data, tuple) and len(data) == 3:  # Keras would take a third array for sample weights
+        return model.fit(tf.data.Dataset.from_tensors(data).repeat(steps), epochs=1, verbose=0).history
     x, y = (data, None) if not isinstance(data, tuple) else data
     batch = len(y if y is not None else x)
     repeated = (np.concatenate([x] * steps), None if y is None else np.concatenate([y] * steps))

@@ -145,3 +145,11 @@ def test_global_mean_divides_the_sum_by_the_global_batch():
     # One replica's share of a global batch of 8: sum / 8, not the local mean.
     assert float(losses.global_mean(per_example, 8)) == pytest.approx(12.0 / 8)
     assert float(losses.global_mean(per_example, tf.constant(16))) == pytest.approx(12.0 / 16)
+
+
+def test_class_loss_is_cross_entropy_and_zero_for_unknown_classes():
+    logits = tf.constant([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
+    class_ids = tf.constant([0, 0, -1], tf.int64)
+    expected = [np.log1p(np.exp(-2.0)), np.log1p(np.exp(2.0)), 0.0]
+    np.testing.assert_allclose(losses.class_loss(logits, class_ids).numpy(), expected, rtol=1e-6)
+    assert losses.class_accuracy(logits, class_ids).numpy().tolist() == [1.0, 0.0, 0.0]

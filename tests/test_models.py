@@ -282,6 +282,16 @@ def test_vaegan3d_saving_then_training_resumes(tmp_path):
     assert changed_paths(loaded.encoder.trainable_variables, before)
 
 
+def test_vaegan3d_saves_its_class_head(tmp_path):
+    model = build_vaegan(num_classes=3, class_weight=0.5)
+    images = random_images()
+    train_steps(model, (images, random_voxels(), np.array([1, 2], "int64")))
+    loaded = run_model_saving_test(model, _latent(), tmp_path, name="vaegan3d")
+    assert (loaded.num_classes, loaded.class_weight) == (3, 0.5)
+    _assert_same(loaded.classify(images), model.classify(images))
+    _assert_same(loaded.reconstruct(images), model.reconstruct(images))
+
+
 # ---------------------------------------------------------------- tf.train.Checkpoint (what training resumes from)
 
 

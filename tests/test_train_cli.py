@@ -227,6 +227,36 @@ def test_separate_schedule_trains_gan_then_encoder(tmp_path, dataset_dir):
     assert not all(np.array_equal(a, b) for a, b in zip(after_gan["encoder"], final["encoder"]))
 
 
+def test_class_weight_trains_a_class_head_over_the_records_classes(tmp_path, dataset_dir):
+    model_dir = str(tmp_path / "run")
+    config = TrainConfig(train_steps=2, class_weight=0.5, **TINY_TRAIN)
+    path = training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    classes = data.scan_records(data.find_records(dataset_dir), 32, need_images=True).num_classes
+    assert classes == len(set(read_class_ids(dataset_dir))) > 1
+    model = keras.saving.load_model(path)
+    assert (model.num_classes, model.class_weight) == (classes, 0.5)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train"]["class_weight"] == 0.5
+
+
+def read_class_ids(data_dir):
+    records = tf.data.TFRecordDataset(data.find_records(data_dir))
+    return [int(data.decode_example(record)["class_id"]) for record in records]
+
+
+def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir):
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    records = tf.data.TFRecordDataset(data.find_records(dataset_dir)).take(4)
+    write_records(unlabelled / "a.tfrecord", [
+        data.encode_example(np.ones((32, 32, 32), bool), image=data.decode_example(record)["image"].numpy())
+        for record in records
+    ])
+    common = [f"--data_dir={unlabelled}", f"--model_dir={tmp_path / 'r'}", "--image_size=32", "--batch_size=4"]
+    assert_one_line_error(run_train(*common, "--class_weight=1"), "class_weight", str(unlabelled), "class_id")
+    assert_one_line_error(run_train(*common, "--model_type=gan", "--class_weight=1"), "class_weight", "3D-VAE-GAN")
+    assert not (tmp_path / "r").exists()
+
+
 def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch):
     model_dir = str(tmp_path / "run")
     training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)

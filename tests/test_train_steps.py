@@ -159,6 +159,41 @@ def test_gan_stage_leaves_the_encoder_alone():
     assert unchanged_paths(gd, gd_before) == []
 
 
+def test_class_head_trains_with_the_encoder_and_reports_its_loss():
+    model = build_vaegan("sgd", 0.05, d_accuracy_threshold=1.0, num_classes=3, class_weight=1.0)
+    head_before = snapshot(model.class_head.trainable_variables)
+    class_ids = np.array([0, 2], "int64")
+    history = train_steps(model, (random_images(), random_voxels(), class_ids))
+    assert set(history) == VAEGAN_METRICS | {"class_loss", "class_acc"}
+    assert unchanged_paths(model.class_head.trainable_variables, head_before) == []
+    model.stage = "encoder"
+    frozen = model.generator.weights + model.discriminator.weights
+    frozen_before, head_before = snapshot(frozen), snapshot(model.class_head.trainable_variables)
+    history = train_steps(model, (random_images(), random_voxels(), class_ids))
+    assert set(history) == ENCODER_METRICS | {"class_loss", "class_acc"}
+    assert changed_paths(frozen, frozen_before) == []
+    assert unchanged_paths(model.class_head.trainable_variables, head_before) == []
+
+
+def test_class_head_learns_to_tell_two_pictures_apart():
+    """Two pictures of two classes: the class loss falls below a tenth of log(2) and both are told apart."""
+    keras.utils.set_random_seed(0)
+    images = np.zeros((2, 32, 32, 3), "float32")
+    images[0, :, :16] = 1.0
+    images[1, 16:] = 1.0
+    model = build_vaegan("adam", 1e-3, d_learning_rate=1e-5, kl_weight=1e-3, reconstruction_weight=1e-2,
+                         num_classes=2, class_weight=1.0)
+    history = train_steps(model, (images, random_voxels(), np.array([0, 1], "int64")), steps=15)
+    assert history["class_loss"][-1] < 0.1 * np.log(2), history["class_loss"]
+    assert list(np.argmax(model.classify(images), axis=-1)) == [0, 1]
+
+
+def test_a_class_head_needs_class_ids():
+    model = build_vaegan(num_classes=2, class_weight=1.0)
+    with pytest.raises(ValueError, match="class ids"):
+        train_steps(model, (random_images(), random_voxels()))
+
+
 def test_stage_must_be_known():
     model = build_vaegan()
     with pytest.raises(ValueError, match="stage"):
