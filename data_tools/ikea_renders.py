@@ -3,7 +3,7 @@
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
-        [--framing box|square] [--scene room|plain]
+        [--framing box|square] [--scene room|plain] [--stretch 0.2]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
@@ -17,7 +17,11 @@ crop of a photo from
 natural photos that ship inside scikit-image. Each picture is cropped to a box
 around the object and padded to a square with black, as a photo cropped to its
 object is by the model's preprocessing (--framing square: a square around the
-object, the backdrop all round). The IKEA benchmark photos are never used.
+object, the backdrop all round). With --stretch S each render of a library
+model first stretches the model along each axis by its own random factor in
+[1 - S, 1 + S] and refits it to the grid as the library's models are (longest
+side spanning it, centred), so the encoder sees more shapes than the library
+holds. The IKEA benchmark photos are never used.
 DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt (the models
 left out, whose photos `python -m keras_vaegan.evaluate ikea --heldout_models`
 scores separately) and preview.png. The output depends only
@@ -35,7 +39,7 @@ from absl import app, flags
 
 from data_tools import shapes
 from data_tools.photos import render_photo
-from data_tools.resample import resample
+from data_tools.resample import resample, stretch
 from data_tools.sources import stable_hash
 from keras_vaegan import render
 from keras_vaegan.cli import ProgressCounter, fail, parse_flags
@@ -49,6 +53,7 @@ MIN_CAMERA_DISTANCE = 0.87  # grid edges: just outside the grid's corners (sqrt(
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
                   "brick", "grass", "gravel")
 MAX_BACKDROPS = 500
+MAX_STRETCH = 0.2  # 20^3 library models at 32^3 or more: every voxel still covers a cell centre
 PREVIEW_PHOTOS = 24
 BACKDROP_EDGE = 384
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -107,20 +112,34 @@ def _library(input_path):
             for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items())}
 
 
-def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed, split="train"):
-    """(source id, class name, grid, rng key) of every record of `split`, in a seeded random order."""
+def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed, split="train",
+          stretch_range=0.0):
+    """(source id, class name, grid, rng key, stretch range) of every record of `split`, in a seeded random order.
+
+    Only library models are stretched: they are coarser than the grid, so a stretch of at most MAX_STRETCH
+    keeps every voxel; the procedural shapes, made at the grid's resolution, would lose thin parts.
+    """
     jobs = []
     for model_id, (class_name, grid) in library.items():
         if (model_id in heldout) == (split == "heldout"):
-            jobs += [(f"ikea/models/{model_id}/view{v}", class_name, grid, (seed, 0, stable_hash(model_id), v))
-                     for v in range(views_per_model)]
+            jobs += [(f"ikea/models/{model_id}/view{v}", class_name, grid, (seed, 0, stable_hash(model_id), v),
+                      stretch_range) for v in range(views_per_model)]
     for class_id, name in enumerate(shapes.CLASSES if split == "train" else ()):
         for index in range(synthetic_per_class):
             grid = shapes.make_shape(name, resolution, np.random.default_rng([seed, 1, class_id, index]))
-            jobs += [(f"synthetic/{name}/{index:05d}/view{v}", name, grid, (seed, 2, class_id, index, v))
+            jobs += [(f"synthetic/{name}/{index:05d}/view{v}", name, grid, (seed, 2, class_id, index, v), 0.0)
                      for v in range(views_per_model)]
     order = np.random.default_rng(seed).permutation(len(jobs))
     return [jobs[i] for i in order]
+
+
+def _shape(grid, resolution, stretch_range, key):
+    """The record's voxels: `grid` at `resolution`, stretched by factors in [1 - stretch_range, 1 + stretch_range]
+    drawn from the job's key when stretch_range > 0."""
+    if not stretch_range:
+        return resample(grid, resolution)
+    factors = np.random.default_rng((*key, 1)).uniform(1 - stretch_range, 1 + stretch_range, 3)
+    return stretch(grid, factors, resolution)
 
 
 def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, render_options):
@@ -128,8 +147,8 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
     `render_options` holds render_photo's camera_distances, boxed and room."""
     from keras_vaegan.data import encode_example
 
-    for done, (source_id, class_name, grid, key) in enumerate(jobs, start=1):
-        voxels = resample(grid, resolution)
+    for done, (source_id, class_name, grid, key, stretch_range) in enumerate(jobs, start=1):
+        voxels = _shape(grid, resolution, stretch_range, key)
         photo = render_photo(voxels, np.random.default_rng(key), image_size, backdrops, jitter=True, **render_options)
         if len(first_photos) < PREVIEW_PHOTOS:
             first_photos.append(photo)
@@ -141,7 +160,7 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
-                       split="train", camera_distances=None, framing="box", scene="room"):
+                       split="train", camera_distances=None, framing="box", scene="room", stretch_range=0.0):
     """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
 
     split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
@@ -151,13 +170,15 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     photo cropped to its object is at test time; "square" crops a square around it over the backdrop.
     `scene` "room" makes the procedural backdrops rooms, with a shadow and a surface pattern on the object;
     "plain" keeps patterned backdrops and a flat-coloured object without a shadow.
+    `stretch_range` S > 0 stretches the library model of each record along each axis by a random factor in
+    [1 - S, 1 + S], then refits it to the grid (`resample.stretch`).
     """
     from data_tools.records import write_shards
 
     library = _library(input_path)
     heldout = sorted(m for m in library if is_heldout(m, heldout_fraction, seed))
     classes = sorted({name for name, _ in library.values()} | set(shapes.CLASSES))
-    jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed, split)
+    jobs = _jobs(library, set(heldout), synthetic_per_class, views_per_model, resolution, seed, split, stretch_range)
     if not jobs:
         raise ArgumentError("split", f"{split} renders no model, as none is held out (--heldout_fraction)")
     others = sorted(glob.glob(os.path.join(out_dir, "*.tfrecord-*")))
@@ -205,6 +226,8 @@ def _define_flags():
                       "square: a square around the object over the backdrop.")
     flags.DEFINE_enum("scene", "room", SCENES, "room: procedural backdrops are rooms (a wall over a floor), and the "
                       "object casts a soft shadow and gets a surface pattern; plain: patterned backdrops, flat colour.")
+    flags.DEFINE_float("stretch", 0.0, f"Stretch each render's library model along each axis by a random factor "
+                       f"in [1 - S, 1 + S] (at most {MAX_STRETCH}), refitted to the grid; 0: off.")
     flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                       "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
@@ -223,6 +246,7 @@ def _check_flags():
         ("image_size", 16 <= FLAGS.image_size <= 1024, f"{FLAGS.image_size} is not in [16, 1024]"),
         ("num_shards", 1 <= FLAGS.num_shards <= 1000, f"{FLAGS.num_shards} is not in [1, 1000]"),
         ("seed", FLAGS.seed >= 0, f"{FLAGS.seed} is negative"),
+        ("stretch", 0 <= FLAGS.stretch <= MAX_STRETCH, f"{FLAGS.stretch} is not in [0, {MAX_STRETCH}]"),
     )
     for name, ok, problem in checks:
         if not ok:
@@ -255,7 +279,7 @@ def main(argv):
             FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
-            framing=FLAGS.framing, scene=FLAGS.scene,
+            framing=FLAGS.framing, scene=FLAGS.scene, stretch_range=FLAGS.stretch,
         )
     except ArgumentError as error:
         fail(f"--{error}")

@@ -1,4 +1,4 @@
-"""Voxel grids to another resolution: nearest-neighbour up, occupied-if-any down, centred padding."""
+"""Voxel grids to another resolution: nearest-neighbour up, occupied-if-any down, centred padding, stretching."""
 
 import numpy as np
 
@@ -56,3 +56,24 @@ def to_resolution(grid, resolution):
     if grid.ndim == 3 and grid.shape[0] == 30:
         grid = pad_centred(grid, 32)
     return resample(grid, resolution)
+
+
+def stretch(grid, factors, resolution):
+    """The shape of `grid` stretched by `factors` along (x, y, z), refitted as the IKEA models are: its
+    longest side spans a `resolution`^3 grid and it is centred on every axis (bool).
+
+    Each cell copies the source voxel its centre falls in (nearest neighbour, as `resample` upsamples);
+    a grid with nothing occupied comes back empty.
+    """
+    grid = np.asarray(grid) > 0.5
+    occupied = np.argwhere(grid)
+    if not len(occupied):
+        return np.zeros((resolution,) * 3, bool)
+    low, high = occupied.min(axis=0), occupied.max(axis=0) + 1
+    factors = np.asarray(factors, np.float64)
+    cells_per_voxel = resolution / ((high - low) * factors).max() * factors
+    offsets = np.arange(resolution) + 0.5 - resolution / 2
+    indices = [np.floor((low[a] + high[a]) / 2 + offsets / cells_per_voxel[a]).astype(int) for a in range(3)]
+    inside = [(index >= 0) & (index < size) for index, size in zip(indices, grid.shape)]
+    picked = grid[np.ix_(*[np.clip(index, 0, size - 1) for index, size in zip(indices, grid.shape)])]
+    return picked & inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]

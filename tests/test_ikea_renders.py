@@ -136,6 +136,23 @@ def test_room_scenes_put_the_object_before_a_light_wall_with_a_shadow_and_a_surf
     assert max(p.std() for p in patterned) > 5
 
 
+def test_stretch_varies_the_library_models_proportions_and_leaves_the_procedural_shapes(renders, tmp_path):
+    out, _, _, records = renders
+    ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=1, synthetic_per_class=1,
+                                    heldout_fraction=0.2, image_size=32, num_shards=2, stretch_range=0.2)
+    stretched = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
+    ids = [r["source_id"].numpy().decode() for r in records]
+    assert [r["source_id"].numpy().decode() for r in stretched] == ids
+    changed = [r["voxels"].numpy() != s["voxels"].numpy() for r, s in zip(records, stretched)]
+    library = [i.startswith("ikea/models/") for i in ids]
+    assert sum(c for c, lib in zip(changed, library) if lib) > 0.9 * sum(library)
+    assert not any(c for c, lib in zip(changed, library) if not lib)
+    for record in stretched[:20]:
+        grid = data.unpack_voxels(record["voxels"].numpy(), 32)
+        cells = np.argwhere(grid)
+        assert (cells.max(axis=0) - cells.min(axis=0) + 1).max() >= 31  # refitted: the longest side spans the grid
+
+
 def test_cli_bad_flags_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
@@ -145,6 +162,7 @@ def test_cli_bad_flags_are_one_line(tmp_path):
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=test"], "--split"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--framing=tight"], "--framing"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--scene=garden"], "--scene"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--stretch=0.5"], "--stretch"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
