@@ -74,6 +74,5 @@ def stretch(grid, factors, resolution):
     cells_per_voxel = resolution / ((high - low) * factors).max() * factors
     offsets = np.arange(resolution) + 0.5 - resolution / 2
     indices = [np.floor((low[a] + high[a]) / 2 + offsets / cells_per_voxel[a]).astype(int) for a in range(3)]
-    inside = [(index >= 0) & (index < size) for index, size in zip(indices, grid.shape)]
-    picked = grid[np.ix_(*[np.clip(index, 0, size - 1) for index, size in zip(indices, grid.shape)])]
-    return picked & inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
+    padded = np.pad(grid, 1)  # cells whose centre falls outside the grid pick the empty border
+    return padded[np.ix_(*[np.clip(index + 1, 0, size + 1) for index, size in zip(indices, grid.shape)])]

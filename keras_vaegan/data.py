@@ -102,7 +102,7 @@ def find_records(data_dir):
 
 
 def check_records(files, resolution, need_images):
-    """Checks the first record of every file with `record_problem` (a quick look before export or a report).
+    """Checks the first record of every file with `checked_record` (a quick look before export or a report).
 
     Raises DataError naming the first file that does not fit.
     """
@@ -113,34 +113,35 @@ def check_records(files, resolution, need_images):
             raise DataError(f"{path}: not a keras-vaegan record ({first_line(error)})") from None
         if first is None:
             raise DataError(f"{path}: holds no records")
-        problem = record_problem(first, resolution, need_images)
+        _, problem = checked_record(first, resolution, need_images)
         if problem:
             raise DataError(f"{path}: {problem}")
 
 
-def record_problem(serialized, resolution, need_images):
-    """What is wrong with one serialized record for a model at `resolution`, or None when it fits."""
+def checked_record(serialized, resolution, need_images):
+    """(the parsed record, or None when it does not parse; what is wrong with it for a model at
+    `resolution`, or None when it fits)."""
     try:
         record = decode_example(serialized)
     except (tf.errors.OpError, ValueError) as error:
-        return f"not a keras-vaegan record ({first_line(error, 200)})"
+        return None, f"not a keras-vaegan record ({first_line(error, 200)})"
     version = int(record["schema_version"])
     if version != SCHEMA_VERSION:
-        return f"schema version {version}, this library reads {SCHEMA_VERSION}"
+        return record, f"schema version {version}, this library reads {SCHEMA_VERSION}"
     found = int(record["resolution"])
     if found != resolution:
-        return f"voxels are {found}^3 but the model is {resolution}^3 (--resolution)"
+        return record, f"voxels are {found}^3 but the model is {resolution}^3 (--resolution)"
     if len(record["voxels"].numpy()) * 8 < resolution**3:
-        return f"voxel payload too short for {resolution}^3"
+        return record, f"voxel payload too short for {resolution}^3"
     image = record["image"].numpy()
     if need_images and not image:
-        return "holds no image, which 3D-VAE-GAN training needs"
+        return record, "holds no image, which 3D-VAE-GAN training needs"
     if need_images:
         try:
             tf.io.decode_image(image, channels=3, expand_animations=False)
         except tf.errors.OpError:
-            return "its image does not decode"
-    return None
+            return record, "its image does not decode"
+    return record, None
 
 
 class RecordScan:
@@ -166,7 +167,7 @@ class RecordScan:
 
 
 def scan_records(files, resolution, need_images, skip_bad=False):
-    """Reads every record of every file (TFRecord CRCs checked) and checks each with `record_problem`.
+    """Reads every record of every file (TFRecord CRCs checked) and checks each with `checked_record`.
 
     The first bad record raises DataError naming the file and the record's
     index, unless `skip_bad`, which counts it in the returned RecordScan. A
@@ -192,24 +193,20 @@ def scan_records(files, resolution, need_images, skip_bad=False):
                     scan.readable[path] = index
                 else:
                     offset += len(serialized.numpy()) + FRAME_BYTES
-                    problem = record_problem(serialized, resolution, need_images)
+                    record, problem = checked_record(serialized, resolution, need_images)
             if problem and not skip_bad:
                 raise DataError(f"{path}: record {index}: {problem} (--bad_records=skip leaves such records out)")
             if problem:
                 scan.bad.append((path, index, problem))
             else:
                 scan.good += 1
-                scan.num_classes = max(scan.num_classes, _class_id(serialized) + 1)
+                scan.num_classes = max(scan.num_classes, int(record["class_id"]) + 1)
             if serialized is None:
                 break
             index += 1
     if not scan.good:
         raise DataError(f"{os.path.dirname(files[0]) or '.'}: none of the {len(scan.bad)} records fits")
     return scan
-
-
-def _class_id(serialized):
-    return int(tf.io.parse_single_example(serialized, {"class_id": FEATURES["class_id"]})["class_id"])
 
 
 def _record_reader(exclude):

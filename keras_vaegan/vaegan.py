@@ -160,8 +160,7 @@ class VAEGAN3D(GAN3D):
             recon = losses.reconstruction_loss(reconstruction, voxels)
             classes = self._class_terms(mean, class_ids)
             total = g_per_example + self.kl_weight * kl + self.reconstruction_weight * recon
-            if classes:
-                total += self.class_weight * classes["class_loss"]
+            total += self.class_weight * classes.get("class_loss", 0.0)
             loss = losses.global_mean(total, global_batch_size)
             e_scaled_loss = self.e_optimizer.scale_loss(loss)
             g_scaled_loss = self.g_optimizer.scale_loss(loss)
@@ -210,8 +209,7 @@ class VAEGAN3D(GAN3D):
             recon = losses.reconstruction_loss(reconstruction, voxels)
             classes = self._class_terms(mean, class_ids)
             total = self.kl_weight * kl + self.reconstruction_weight * recon
-            if classes:
-                total += self.class_weight * classes["class_loss"]
+            total += self.class_weight * classes.get("class_loss", 0.0)
             scaled_loss = self.e_optimizer.scale_loss(losses.global_mean(total, global_batch_size))
         variables = self.encoder_variables()
         gradients = tape.gradient(scaled_loss, variables)
