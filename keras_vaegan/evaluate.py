@@ -14,6 +14,7 @@ Tasks:
               precision and IoU at the model's resolution, per class and mean, beside the mean shape
   latent      interpolation, shape arithmetic (from prior z, or from --images through the encoder) and
               what single units of the generator's first layer add to a shape
+ikea and renders score the mean prediction of several models with --ensemble b.keras,c.keras.
 Each task writes metrics.json, table.md and PNG figures into --out (other files there are kept).
 """
 
@@ -32,6 +33,8 @@ PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "The .keras file written by training (or by keras_vaegan.convert).",
                     flag_values=FLAGS)
+flags.DEFINE_list("ensemble", [], "ikea, renders: more .keras files (other runs of the same configuration); "
+                  "each picture's prediction is the mean of --model's and theirs.", flag_values=FLAGS)
 flags.DEFINE_string("data", None, "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; "
                     "generation: held-out TFRecords; classify: a converted dataset folder with split sub-folders.",
                     flag_values=FLAGS)
@@ -68,17 +71,34 @@ def say(message):
     print(f"evaluate: {message}", file=sys.stderr, flush=True)
 
 
-def _load_model(need_encoder):
+def _load_model(need_encoder, path=None):
     from export.model_file import ExportError, has_encoder, load_trained_model
 
-    say(f"loading {FLAGS.model}")
+    path = path or FLAGS.model
+    say(f"loading {path}")
     try:
-        model = load_trained_model(FLAGS.model)
+        model = load_trained_model(path)
     except ExportError as error:
         fail(str(error))
     if need_encoder and not has_encoder(model):
-        fail(f"{FLAGS.model}: is a 3D-GAN; this task reads photos, which needs a 3D-VAE-GAN")
+        fail(f"{path}: is a 3D-GAN; this task reads photos, which needs a 3D-VAE-GAN")
     return model
+
+
+def _load_ensemble():
+    """The 3D-VAE-GAN of --model and those of --ensemble, which must read and make the same sizes."""
+    first = _load_model(need_encoder=True)
+    members = [first]
+    for path in FLAGS.ensemble:
+        model = _load_model(need_encoder=True, path=path)
+        if (model.resolution, model.image_size) != (first.resolution, first.image_size):
+            fail(f"--ensemble: {path} makes {model.resolution}^3 shapes from {model.image_size}x{model.image_size} "
+                 f"pictures, --model {first.resolution}^3 from {first.image_size}x{first.image_size}; the members "
+                 "of an ensemble must agree")
+        members.append(model)
+    if FLAGS.ensemble:
+        say(f"each prediction is the mean of {len(members)} models' predictions")
+    return members
 
 
 def _load_shapes(folder, flag, resolution):
@@ -111,6 +131,23 @@ def _predict(function, inputs, label):
     return np.concatenate(outputs)[..., 0]
 
 
+def _members_note():
+    """Names the ensemble in a table's heading ("" for one model)."""
+    return f" (model: the mean of {len(FLAGS.ensemble) + 1} models' predictions)" if FLAGS.ensemble else ""
+
+
+def _reconstruct(models, pictures):
+    """Each picture's occupancy: the mean over the models of their reconstruction of it."""
+    import numpy as np
+
+    total = None
+    for number, model in enumerate(models, 1):
+        label = "reconstructing" if len(models) == 1 else f"reconstructing ({number}/{len(models)})"
+        predictions = _predict(model.reconstruct, pictures, label).astype(np.float64)
+        total = predictions if total is None else total + predictions
+    return total / len(models)
+
+
 def evaluate_ikea():
     """The IKEA protocol; returns (metrics, table, figures)."""
     import numpy as np
@@ -120,7 +157,8 @@ def evaluate_ikea():
     from export.images import resize_with_pad
     from keras_vaegan.evaluation import ikea, ikea_data
 
-    model = _load_model(need_encoder=True)
+    models = _load_ensemble()
+    model = models[0]
     say(f"reading {FLAGS.data}")
     try:
         bench = ikea_data.load_benchmark(FLAGS.data, ProgressCounter("reading", "files"))
@@ -136,7 +174,7 @@ def evaluate_ikea():
     say(f"{len(bench.photos)} photos of {len(classes)} classes, {len(bench.skipped)} files skipped; predictions "
         f"({model.resolution}^3) are resampled to the ground truth's {truth_size}^3 (volume-weighted mean)")
     pixels = [resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos]
-    predictions = _predict(model.reconstruct, pixels, "reconstructing")
+    predictions = _reconstruct(models, pixels)
     references = ikea.ReferencePredictors(bench.library, bench.library_classes)
     rows = []
     for photo, prediction in zip(bench.photos, predictions):
@@ -164,12 +202,13 @@ def evaluate_ikea():
     ap["class mean shape (oracle on class)"] = ikea.class_means(with_class_mean, "class_mean_ap")
     iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
     metrics = {
-        "task": "ikea", "model": FLAGS.model, "data": FLAGS.data, "layout": bench.layout,
+        "task": "ikea", "model": FLAGS.model, "ensemble": FLAGS.ensemble, "data": FLAGS.data,
+        "layout": bench.layout,
         "photos": len(rows), "skipped": bench.skipped, "library_models": len(bench.library),
         "model_resolution": model.resolution, "truth_resolution": truth_size,
         "average_precision": ap, "iou": iou, "per_photo": rows,
     }
-    table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}:\n\n"
+    table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}{_members_note()}:\n\n"
              f"{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
              f"{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst([photo.pixels for photo in bench.photos], predictions,
@@ -222,7 +261,8 @@ def evaluate_renders():
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.evaluation.records import load_renders
 
-    model = _load_model(need_encoder=True)
+    models = _load_ensemble()
+    model = models[0]
     say(f"reading {FLAGS.data}")
     try:
         renders = load_renders(FLAGS.data, model.resolution, model.image_size, FLAGS.max_records, FLAGS.seed)
@@ -230,7 +270,7 @@ def evaluate_renders():
         fail(f"--data: {error}")
     _note_resampling(FLAGS.data, renders.stored_resolution, model.resolution)
     say(f"scoring {len(renders.grids)} of {renders.total} records")
-    predictions = _predict(model.reconstruct, renders.images, "reconstructing")
+    predictions = _reconstruct(models, renders.images)
     total = renders.grids.sum(axis=0, dtype=np.float64)
     others = max(len(renders.grids) - 1, 1)
     rows = []
@@ -243,12 +283,12 @@ def evaluate_renders():
     ap = {"model": ikea.class_means(rows, "ap"),
           "mean shape of the other records": ikea.class_means(rows, "mean_shape_ap")}
     iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
-    metrics = {"task": "renders", "model": FLAGS.model, "data": FLAGS.data, "records": renders.total,
-               "scored": len(rows), "resolution": model.resolution, "average_precision": ap, "iou": iou,
-               "per_record": rows}
+    metrics = {"task": "renders", "model": FLAGS.model, "ensemble": FLAGS.ensemble, "data": FLAGS.data,
+               "records": renders.total, "scored": len(rows), "resolution": model.resolution,
+               "average_precision": ap, "iou": iou, "per_record": rows}
     table = (f"Average precision (x100) at {model.resolution}^3 on {len(rows)} of the {renders.total} records of "
-             f"{FLAGS.data}:\n\n{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
-             f"{ikea.markdown_table(iou, classes)}\n")
+             f"{FLAGS.data}{_members_note()}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
+             f"IoU (x100) of the model's prediction:\n\n{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst(renders.images, predictions, renders.grids, renders.source_ids, rows)
     return metrics, table, {"renders_examples.png": figure}
 
@@ -402,6 +442,8 @@ def main(argv):
     task = task[0]
     if task != "latent" and not FLAGS.data:
         fail(f"--data is required for {task}")
+    if FLAGS.ensemble and task not in ("ikea", "renders"):
+        fail(f"--ensemble: only ikea and renders average several models' predictions, not {task}")
     if not 0 < FLAGS.threshold < 1:
         fail(f"--threshold: {FLAGS.threshold} is not in (0, 1)")
     from export.folders import unwritable_reason

@@ -133,6 +133,55 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
+def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path):
+    import numpy as np
+
+    from export.images import resize_with_pad
+    from export.model_file import load_trained_model
+    from keras_vaegan.evaluation import ikea
+
+    other = load_trained_model(models["vaegan"])
+    last = other.generator.blocks[-1].conv
+    kernel = last.kernel.numpy()
+    noise = np.random.default_rng(0).normal(0, kernel.std(), kernel.shape)
+    last.kernel.assign(kernel + noise.astype(kernel.dtype))  # a second member that disagrees with the first
+    other.save(str(tmp_path / "other.keras"))
+    result = evaluate("ikea", f"--model={models['vaegan']}", f"--ensemble={tmp_path / 'other.keras'}",
+                      f"--data={IKEA}", f"--out={tmp_path / 'out'}", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    assert "each prediction is the mean of 2 models' predictions" in result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["ensemble"] == [str(tmp_path / "other.keras")]
+    assert "(model: the mean of 2 models' predictions)" in (tmp_path / "out" / "table.md").read_text()
+    photos = ikea_data.load_benchmark(IKEA).photos[:4]
+    pixels = np.stack([resize_with_pad(photo.pixels, 32) for photo in photos]).astype(np.float32)
+    members = [load_trained_model(models["vaegan"]), other]
+    mean = np.mean([np.asarray(member.reconstruct(pixels))[..., 0] for member in members], axis=0)
+    alone = np.asarray(members[0].reconstruct(pixels))[..., 0]
+    for photo, row, prediction, single in zip(photos, metrics["per_photo"], mean, alone):
+        assert row["ap"] == pytest.approx(ikea.average_precision(ikea.resample_occupancy(prediction, 20), photo.truth),
+                                          abs=1e-4)
+        assert row["ap"] != pytest.approx(ikea.average_precision(ikea.resample_occupancy(single, 20), photo.truth),
+                                          abs=1e-4)
+
+
+def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path):
+    from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.models import build_model
+
+    larger = build_model(ModelConfig(model_type="vaegan", resolution=32, latent_dim=16, image_size=64),
+                        TrainConfig(batch_size=2))
+    larger.save(str(tmp_path / "larger.keras"))
+    common = (f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path / 'o'}")
+    error = the_error(evaluate("ikea", *common, f"--ensemble={tmp_path / 'larger.keras'}"))
+    assert error == (f"error: --ensemble: {tmp_path / 'larger.keras'} makes 32^3 shapes from 64x64 pictures, --model "
+                     "32^3 from 32x32; the members of an ensemble must agree")
+    assert "is a 3D-GAN" in the_error(evaluate("ikea", *common, f"--ensemble={models['gan']}"))
+    error = the_error(evaluate("generation", *common, f"--ensemble={models['vaegan']}"))
+    assert error == "error: --ensemble: only ikea and renders average several models' predictions, not generation"
+    assert not os.path.exists(tmp_path / "o")
+
+
 @pytest.fixture(scope="module")
 def heldout_renders(tmp_path_factory):
     """Renders of the held-out real IKEA models (one view each, 16x16 pictures) at 20^3: a validation set."""
@@ -164,6 +213,10 @@ def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models,
     again = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}",
                      f"--out={tmp_path / 'all'}", "--max_records=0")
     assert json.loads((tmp_path / "all" / "metrics.json").read_text())["scored"] == len(heldout), again.stderr
+    twice = evaluate("renders", f"--model={models['vaegan']}", f"--ensemble={models['vaegan']}",
+                     f"--data={heldout_renders}", f"--out={tmp_path / 'twice'}", "--max_records=20", "--batch_size=16")
+    rows = json.loads((tmp_path / "twice" / "metrics.json").read_text())["per_record"]
+    assert [row["ap"] for row in rows] == [row["ap"] for row in metrics["per_record"]], twice.stderr
 
 
 def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path):
