@@ -3,7 +3,7 @@
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
-        [--framing box|square] [--scene room|plain] [--stretch 0.2]
+        [--framing box|square] [--scene room|plain] [--stretch 0.2] [--clutter]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
@@ -21,7 +21,9 @@ object, the backdrop all round). With --stretch S each render of a library
 model first stretches the model along each axis by its own random factor in
 [1 - S, 1 + S] and refits it to the grid as the library's models are (longest
 side spanning it, centred), so the encoder sees more shapes than the library
-holds. The IKEA benchmark photos are never used.
+holds. --clutter adds the hard cases of real photos: views from up to 65
+degrees above, a frame that sometimes cuts into the object, and sometimes
+things in front of or on it. The IKEA benchmark photos are never used.
 DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt (the models
 left out, whose photos `python -m keras_vaegan.evaluate ikea --heldout_models`
 scores separately) and preview.png. The output depends only
@@ -144,7 +146,7 @@ def _shape(grid, resolution, stretch_range, key):
 
 def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, render_options):
     """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`.
-    `render_options` holds render_photo's camera_distances, boxed and room."""
+    `render_options` holds render_photo's camera_distances, boxed, room and clutter."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key, stretch_range) in enumerate(jobs, start=1):
@@ -160,7 +162,8 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
-                       split="train", camera_distances=None, framing="box", scene="room", stretch_range=0.0):
+                       split="train", camera_distances=None, framing="box", scene="room", stretch_range=0.0,
+                       clutter=False):
     """Writes the shards of `split`, classes.txt, heldout_models.txt and preview.png; returns (records, held-out ids).
 
     split "train": every library model but the held-out ones, and the procedural shapes; "heldout": the
@@ -171,7 +174,8 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     `scene` "room" makes the procedural backdrops rooms, with a shadow and a surface pattern on the object;
     "plain" keeps patterned backdrops and a flat-coloured object without a shadow.
     `stretch_range` S > 0 stretches the library model of each record along each axis by a random factor in
-    [1 - S, 1 + S], then refits it to the grid (`resample.stretch`).
+    [1 - S, 1 + S], then refits it to the grid (`resample.stretch`). `clutter` renders the hard cases of
+    real photos (`photos.render_photo`): higher views, the frame cutting into the object, things before it.
     """
     from data_tools.records import write_shards
 
@@ -189,7 +193,8 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     backdrops = load_backdrops(backgrounds)
     first_photos = []
     examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos,
-                         {"camera_distances": camera_distances, "boxed": framing == "box", "room": scene == "room"})
+                         {"camera_distances": camera_distances, "boxed": framing == "box", "room": scene == "room",
+                          "clutter": clutter})
     _, count = write_shards(examples, out_dir, split, num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), "".join(f"{c}\n" for c in classes).encode())
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), "".join(f"{m}\n" for m in heldout).encode())
@@ -228,6 +233,8 @@ def _define_flags():
                       "object casts a soft shadow and gets a surface pattern; plain: patterned backdrops, flat colour.")
     flags.DEFINE_float("stretch", 0.0, f"Stretch each render's library model along each axis by a random factor "
                        f"in [1 - S, 1 + S] (at most {MAX_STRETCH}), refitted to the grid; 0: off.")
+    flags.DEFINE_bool("clutter", False, "Render the hard cases of real photos: views from up to 65 degrees above, "
+                      "the frame sometimes cutting into the object, sometimes things in front of or on it.")
     flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                       "models alone (a validation set for `keras_vaegan.evaluate renders`).")
 
@@ -279,7 +286,7 @@ def main(argv):
             FLAGS.input, FLAGS.out, FLAGS.resolution, FLAGS.views_per_model, FLAGS.synthetic_per_class,
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
-            framing=FLAGS.framing, scene=FLAGS.scene, stretch_range=FLAGS.stretch,
+            framing=FLAGS.framing, scene=FLAGS.scene, stretch_range=FLAGS.stretch, clutter=FLAGS.clutter,
         )
     except ArgumentError as error:
         fail(f"--{error}")

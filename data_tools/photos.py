@@ -19,6 +19,10 @@ FURNITURE_COLORS = (
     (125, 125, 130), (150, 50, 45), (60, 85, 140), (85, 115, 75), (190, 160, 110),
 )
 WALL_COLORS = ((238, 236, 230), (225, 218, 200), (205, 208, 210), (235, 225, 205), (190, 200, 185), (215, 200, 190))
+ELEVATIONS = (10.0, 40.0)  # degrees above the horizon
+CLUTTER_ELEVATIONS = (10.0, 65.0)  # with clutter: down to the top-down views of beds in photos
+TRUNCATED_SHARE, TRUNCATION = 0.35, (0.05, 0.25)  # with clutter: pictures cut into the object, and by how much
+OCCLUDED_SHARE = 0.5  # with clutter: pictures with things in front of or on the object
 FLOOR_COLORS = ((165, 120, 75), (195, 160, 115), (120, 85, 55), (150, 150, 150), (90, 85, 80), (215, 210, 200))
 
 
@@ -91,18 +95,42 @@ def _framed(rgba, rng, size):
     return np.asarray(Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS))
 
 
-def _boxed(rgba, rng, size):
+def _boxed(rgba, rng, size, truncate=False):
     """Crops a box around the object with a small random margin on each side, like a photo cropped to its
-    annotation box, and resizes it so its long side is `size` (the short side keeps the aspect ratio)."""
+    annotation box, and resizes it so its long side is `size` (the short side keeps the aspect ratio).
+    With `truncate`, sometimes (TRUNCATED_SHARE) one side cuts into the object instead, as the frame's edge
+    cuts a bed or a sofa in a photo (never more than half of the object's height or width)."""
     rows, cols = np.nonzero(rgba[..., 3])
-    extent = max(np.ptp(rows), np.ptp(cols)) + 1
-    top, bottom, left, right = rng.uniform(0.0, 0.12, 4) * extent
+    object_height, object_width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    extent = max(object_height, object_width)
+    margins = rng.uniform(0.0, 0.12, 4) * extent
+    if truncate and rng.random() < TRUNCATED_SHARE:
+        side = rng.integers(4)  # top, bottom, left, right
+        margins[side] = -min(rng.uniform(*TRUNCATION) * extent, (object_height if side < 2 else object_width) / 2)
+    top, bottom, left, right = margins
     box = (cols.min() - left, rows.min() - top, cols.max() + 1 + right, rows.max() + 1 + bottom)
     box = tuple(round(v) for v in box)
     width, height = box[2] - box[0], box[3] - box[1]
     scale = size / max(width, height)
     resized = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(rgba).crop(box).resize(resized, Image.Resampling.LANCZOS))
+
+
+def _occluded(image, rng):
+    """`image` with one to three things over it, as a table before a sofa or cushions on a bed: ellipses or
+    boxes in a furniture colour with a surface pattern, each a tenth to a third of the picture across,
+    mostly in its lower half."""
+    height, width = image.shape[:2]
+    y, x = np.mgrid[0:height, 0:width]
+    for _ in range(rng.integers(1, 4)):
+        half_width, half_height = rng.uniform(0.05, 0.17, 2) * (width, height)
+        centre_x, centre_y = rng.uniform(0, width), height * rng.uniform(0.3, 1.0)
+        dx, dy = (x - centre_x) / half_width, (y - centre_y) / half_height
+        inside = (dx**2 + dy**2 <= 1) if rng.random() < 0.5 else (np.abs(dx) <= 1) & (np.abs(dy) <= 1)
+        color = np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 20, 3)
+        thing = _textured(np.broadcast_to(color, image.shape).astype(np.float64), rng)
+        image = np.where(inside[..., None], thing, image)
+    return image
 
 
 def _padded_square(image, size):
@@ -140,7 +168,8 @@ def _camera_distance(rng, distances):
     return float(np.exp(rng.uniform(low, high)))
 
 
-def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False, room=False):
+def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False, room=False,
+                 clutter=False):
     """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
     or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults.
 
@@ -149,12 +178,15 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     a square around the object, or with `boxed` a box around it padded to a square with black, which is
     what a photo cropped to the object becomes in the model's preprocessing (`data.preprocess_image`).
     With `room`, the procedural backdrops are rooms (a wall over a floor), the object casts a soft shadow
-    on the backdrop and its colour gets a random surface pattern.
+    on the backdrop and its colour gets a random surface pattern. With `clutter` the picture gets the hard
+    cases of real photos: views from higher above (CLUTTER_ELEVATIONS), a box frame that sometimes cuts
+    into the object, and sometimes things in front of or on it.
     """
     color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
-    rgba = render.render_rgba(voxels, size=2 * size, azimuth=rng.uniform(0, 360), elevation=rng.uniform(10, 40),
+    azimuth, elevation = rng.uniform(0, 360), rng.uniform(*(CLUTTER_ELEVATIONS if clutter else ELEVATIONS))
+    rgba = render.render_rgba(voxels, size=2 * size, azimuth=azimuth, elevation=elevation,
                               color=tuple(color), distance=_camera_distance(rng, camera_distances))
-    rgba = _boxed(rgba, rng, size) if boxed else _framed(rgba, rng, size)
+    rgba = _boxed(rgba, rng, size, truncate=clutter) if boxed else _framed(rgba, rng, size)
     alpha = rgba[..., 3:] / 255.0
     if len(backdrops) and rng.random() < 0.5:
         backdrop = _photo_crop(backdrops[rng.integers(len(backdrops))], rng, size)
@@ -164,6 +196,8 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     if room:
         backdrop, colors = _shadowed(backdrop, alpha, rng), _textured(colors, rng)
     image = colors * alpha + backdrop * (1 - alpha)
+    if clutter and rng.random() < OCCLUDED_SHARE:
+        image = _occluded(image, rng)
     quality = 90
     if jitter:
         image, quality = _with_faults(image, rng), int(rng.integers(40, 95))

@@ -153,6 +153,50 @@ def test_stretch_varies_the_library_models_proportions_and_leaves_the_procedural
         assert (cells.max(axis=0) - cells.min(axis=0) + 1).max() >= 31  # refitted: the longest side spans the grid
 
 
+def test_clutter_sometimes_cuts_into_the_object_and_puts_things_before_it():
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[30:70, 30:70] = 255  # a square object: its visible part stays square unless the frame cuts it
+
+    def visible_aspect(truncate, seed):
+        crop = photos._boxed(rgba, np.random.default_rng(seed), 64, truncate=truncate)
+        rows, cols = np.nonzero(crop[..., 3] > 128)
+        sides = np.ptp(rows) + 1, np.ptp(cols) + 1
+        return min(sides) / max(sides)
+
+    assert min(visible_aspect(False, seed) for seed in range(60)) > 0.95
+    cut = sum(visible_aspect(True, seed) < 0.93 for seed in range(60))
+    assert 8 <= cut <= 35  # about a third of the pictures (TRUNCATED_SHARE), by 5-25% of the object
+    thin = np.zeros((100, 100, 4), np.uint8)
+    thin[10:90, 45:53] = 255  # a bookcase from the side: a cut of 25% of its height would take all its width
+    for seed in range(60):
+        crop = photos._boxed(thin, np.random.default_rng(seed), 64, truncate=True)
+        rows, cols = np.nonzero(crop[..., 3] > 128)
+        scale = 64 / 80 / 1.24  # at least this many pixels per source pixel (margins add at most 24%)
+        assert np.ptp(cols) + 1 >= 4 * scale - 1 and np.ptp(rows) + 1 >= 40 * scale - 1  # at most half is cut
+    flat = np.full((48, 64, 3), 128.0)
+    covered = [np.any(photos._occluded(flat, np.random.default_rng(seed)) != 128.0, axis=-1) for seed in range(20)]
+    assert all(mask.any() for mask in covered) and max(mask.mean() for mask in covered) < 0.6
+    assert sum(mask[24:].sum() for mask in covered) > sum(mask[:24].sum() for mask in covered)  # mostly below
+    again = [photos._occluded(flat, np.random.default_rng(1)) for _ in range(2)]
+    assert np.array_equal(*again)
+    grid = np.zeros((32, 32, 32), bool)
+    grid[8:24, 8:24, 0:8] = True
+    cluttered = render_photo(grid, np.random.default_rng(2), 64, jitter=True, boxed=True, room=True, clutter=True)
+    assert cluttered == render_photo(grid, np.random.default_rng(2), 64, jitter=True, boxed=True, room=True,
+                                     clutter=True)
+    assert cluttered != render_photo(grid, np.random.default_rng(2), 64, jitter=True, boxed=True, room=True)
+
+
+def test_clutter_changes_the_pictures_and_keeps_the_shapes(renders, tmp_path):
+    out, _, _, records = renders
+    ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=1, synthetic_per_class=1,
+                                    heldout_fraction=0.2, image_size=32, num_shards=2, clutter=True)
+    cluttered = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
+    assert [r["source_id"].numpy() for r in cluttered] == [r["source_id"].numpy() for r in records]
+    assert all(np.array_equal(r["voxels"].numpy(), c["voxels"].numpy()) for r, c in zip(records, cluttered))
+    assert sum(r["image"].numpy() != c["image"].numpy() for r, c in zip(records, cluttered)) > 0.9 * len(records)
+
+
 def test_cli_bad_flags_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
@@ -163,6 +207,7 @@ def test_cli_bad_flags_are_one_line(tmp_path):
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--framing=tight"], "--framing"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--scene=garden"], "--scene"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--stretch=0.5"], "--stretch"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--clutter=often"], "--clutter"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
