@@ -1,4 +1,4 @@
-"""Loading a trained keras-vaegan model from its `.keras` file, with one-line errors."""
+"""Loading a trained keras-vaegan model from its `.keras` file or a training checkpoint, with one-line errors."""
 
 import os
 import zipfile
@@ -32,3 +32,33 @@ def load_trained_model(path):
 def has_encoder(model):
     """True for a 3D-VAE-GAN (it can read photos)."""
     return isinstance(model, VAEGAN3D)
+
+
+def training_checkpoints(path):
+    """The training checkpoints `path` names, oldest first: a prefix such as run/checkpoints/ckpt-2000, or a
+    folder (every checkpoint in it); None when `path` is neither (a `.keras` file, say)."""
+    if os.path.isfile(path + ".index"):
+        return [path]
+    if not os.path.isdir(path):
+        return None
+    prefixes = [name[: -len(".index")] for name in os.listdir(path) if name.endswith(".index")]
+    if not prefixes:
+        raise ExportError(f"{path}: a folder without training checkpoints (no ckpt-N.index in it)")
+    return [os.path.join(path, prefix) for prefix in sorted(prefixes, key=_checkpoint_order)]
+
+
+def _checkpoint_order(prefix):
+    """ckpt-N by N, then by name."""
+    number = prefix.rpartition("-")[2]
+    return (int(number) if number.isdigit() else -1, prefix)
+
+
+def restore_weights(model, prefix, model_name="the model"):
+    """Loads the weights of training checkpoint `prefix` into `model` (named `model_name` in errors), which must
+    be of the run's architecture; the optimizers' state in the checkpoint is left out."""
+    import tensorflow as tf
+
+    try:
+        tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise ExportError(f"{prefix}: its weights do not fit {model_name} ({first_line(error, 160)})") from None

@@ -14,10 +14,12 @@ Tasks:
               precision and IoU at the model's resolution, per class and mean, beside the mean shape
   latent      interpolation, shape arithmetic (from prior z, or from --images through the encoder) and
               what single units of the generator's first layer add to a shape
-ikea and renders score the mean prediction of several models with --ensemble b.keras,c.keras.
+ikea and renders score the mean prediction of several models with --ensemble b.keras,c.keras, or of
+several checkpoints of a run with --ensemble RUN/checkpoints (or RUN/checkpoints/ckpt-N,...).
 Each task writes metrics.json, table.md and PNG figures into --out (other files there are kept).
 """
 
+import dataclasses
 import os
 import sys
 
@@ -33,8 +35,10 @@ PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "The .keras file written by training (or by keras_vaegan.convert).",
                     flag_values=FLAGS)
-flags.DEFINE_list("ensemble", [], "ikea, renders: more .keras files (other runs of the same configuration); "
-                  "each picture's prediction is the mean of --model's and theirs.", flag_values=FLAGS)
+flags.DEFINE_list("ensemble", [], "ikea, renders: more .keras files (other runs of the same configuration), "
+                  "training checkpoints of --model's architecture (RUN/checkpoints/ckpt-N) or folders of them "
+                  "(every checkpoint in RUN/checkpoints); each picture's prediction is the mean of --model's and "
+                  "theirs.", flag_values=FLAGS)
 flags.DEFINE_string("data", None, "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; "
                     "generation: held-out TFRecords; classify: a converted dataset folder with split sub-folders.",
                     flag_values=FLAGS)
@@ -85,20 +89,47 @@ def _load_model(need_encoder, path=None):
     return model
 
 
+@dataclasses.dataclass
+class Ensemble:
+    """The models whose mean prediction is scored: --model and --ensemble's .keras files, loaded, and its
+    training checkpoints, restored in turn into a copy of --model when predicting. `names`: --ensemble's
+    members as given, folders expanded to their checkpoints."""
+
+    models: list
+    checkpoints: list = dataclasses.field(default_factory=list)
+    names: list = dataclasses.field(default_factory=list)
+
+    @property
+    def size(self):
+        """How many models' predictions are averaged."""
+        return len(self.models) + len(self.checkpoints)
+
+
 def _load_ensemble():
-    """The 3D-VAE-GAN of --model and those of --ensemble, which must read and make the same sizes."""
+    """--model's 3D-VAE-GAN and the members of --ensemble, which must read and make the same sizes."""
+    from export.model_file import ExportError, training_checkpoints
+
     first = _load_model(need_encoder=True)
-    members = [first]
+    ensemble = Ensemble([first])
     for path in FLAGS.ensemble:
+        try:
+            checkpoints = training_checkpoints(path)
+        except ExportError as error:
+            fail(f"--ensemble: {error}")
+        if checkpoints is not None:
+            ensemble.checkpoints.extend(checkpoints)
+            ensemble.names.extend(checkpoints)
+            continue
         model = _load_model(need_encoder=True, path=path)
         if (model.resolution, model.image_size) != (first.resolution, first.image_size):
             fail(f"--ensemble: {path} makes {model.resolution}^3 shapes from {model.image_size}x{model.image_size} "
                  f"pictures, --model {first.resolution}^3 from {first.image_size}x{first.image_size}; the members "
                  "of an ensemble must agree")
-        members.append(model)
+        ensemble.models.append(model)
+        ensemble.names.append(path)
     if FLAGS.ensemble:
-        say(f"each prediction is the mean of {len(members)} models' predictions")
-    return members
+        say(f"each prediction is the mean of {ensemble.size} models' predictions")
+    return ensemble
 
 
 def _load_shapes(folder, flag, resolution):
@@ -131,21 +162,37 @@ def _predict(function, inputs, label):
     return np.concatenate(outputs)[..., 0]
 
 
-def _members_note():
+def _members_note(ensemble):
     """Names the ensemble in a table's heading ("" for one model)."""
-    return f" (model: the mean of {len(FLAGS.ensemble) + 1} models' predictions)" if FLAGS.ensemble else ""
+    return f" (model: the mean of {ensemble.size} models' predictions)" if ensemble.size > 1 else ""
 
 
-def _reconstruct(models, pictures):
-    """Each picture's occupancy: the mean over the models of their reconstruction of it."""
+def _members(ensemble):
+    """Each model of `ensemble` in turn; checkpoints are restored into one copy of --model."""
+    from export.model_file import ExportError, restore_weights
+
+    yield from ensemble.models
+    if ensemble.checkpoints:
+        host = _load_model(need_encoder=True)
+        for prefix in ensemble.checkpoints:
+            say(f"restoring {prefix}")
+            try:
+                restore_weights(host, prefix, f"--model {FLAGS.model}")
+            except ExportError as error:
+                fail(f"--ensemble: {error}")
+            yield host
+
+
+def _reconstruct(ensemble, pictures):
+    """Each picture's occupancy: the mean over the ensemble's models of their reconstruction of it."""
     import numpy as np
 
     total = None
-    for number, model in enumerate(models, 1):
-        label = "reconstructing" if len(models) == 1 else f"reconstructing ({number}/{len(models)})"
+    for number, model in enumerate(_members(ensemble), 1):
+        label = "reconstructing" if ensemble.size == 1 else f"reconstructing ({number}/{ensemble.size})"
         predictions = _predict(model.reconstruct, pictures, label).astype(np.float64)
         total = predictions if total is None else total + predictions
-    return total / len(models)
+    return total / ensemble.size
 
 
 def evaluate_ikea():
@@ -157,8 +204,8 @@ def evaluate_ikea():
     from export.images import resize_with_pad
     from keras_vaegan.evaluation import ikea, ikea_data
 
-    models = _load_ensemble()
-    model = models[0]
+    ensemble = _load_ensemble()
+    model = ensemble.models[0]
     say(f"reading {FLAGS.data}")
     try:
         bench = ikea_data.load_benchmark(FLAGS.data, ProgressCounter("reading", "files"))
@@ -174,7 +221,7 @@ def evaluate_ikea():
     say(f"{len(bench.photos)} photos of {len(classes)} classes, {len(bench.skipped)} files skipped; predictions "
         f"({model.resolution}^3) are resampled to the ground truth's {truth_size}^3 (volume-weighted mean)")
     pixels = [resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos]
-    predictions = _reconstruct(models, pixels)
+    predictions = _reconstruct(ensemble, pixels)
     references = ikea.ReferencePredictors(bench.library, bench.library_classes)
     rows = []
     for photo, prediction in zip(bench.photos, predictions):
@@ -202,15 +249,15 @@ def evaluate_ikea():
     ap["class mean shape (oracle on class)"] = ikea.class_means(with_class_mean, "class_mean_ap")
     iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
     metrics = {
-        "task": "ikea", "model": FLAGS.model, "ensemble": FLAGS.ensemble, "data": FLAGS.data,
+        "task": "ikea", "model": FLAGS.model, "ensemble": ensemble.names, "data": FLAGS.data,
         "layout": bench.layout,
         "photos": len(rows), "skipped": bench.skipped, "library_models": len(bench.library),
         "model_resolution": model.resolution, "truth_resolution": truth_size,
         "average_precision": ap, "iou": iou, "per_photo": rows,
     }
-    table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}{_members_note()}:\n\n"
-             f"{ikea.markdown_table(ap, classes)}\n\nIoU (x100) of the model's prediction:\n\n"
-             f"{ikea.markdown_table(iou, classes)}\n")
+    table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {FLAGS.data}"
+             f"{_members_note(ensemble)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
+             f"IoU (x100) of the model's prediction:\n\n{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst([photo.pixels for photo in bench.photos], predictions,
                              [photo.truth for photo in bench.photos],
                              [os.path.basename(row["image"]) for row in rows], rows)
@@ -261,8 +308,8 @@ def evaluate_renders():
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.evaluation.records import load_renders
 
-    models = _load_ensemble()
-    model = models[0]
+    ensemble = _load_ensemble()
+    model = ensemble.models[0]
     say(f"reading {FLAGS.data}")
     try:
         renders = load_renders(FLAGS.data, model.resolution, model.image_size, FLAGS.max_records, FLAGS.seed)
@@ -270,7 +317,7 @@ def evaluate_renders():
         fail(f"--data: {error}")
     _note_resampling(FLAGS.data, renders.stored_resolution, model.resolution)
     say(f"scoring {len(renders.grids)} of {renders.total} records")
-    predictions = _reconstruct(models, renders.images)
+    predictions = _reconstruct(ensemble, renders.images)
     total = renders.grids.sum(axis=0, dtype=np.float64)
     others = max(len(renders.grids) - 1, 1)
     rows = []
@@ -283,11 +330,11 @@ def evaluate_renders():
     ap = {"model": ikea.class_means(rows, "ap"),
           "mean shape of the other records": ikea.class_means(rows, "mean_shape_ap")}
     iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
-    metrics = {"task": "renders", "model": FLAGS.model, "ensemble": FLAGS.ensemble, "data": FLAGS.data,
+    metrics = {"task": "renders", "model": FLAGS.model, "ensemble": ensemble.names, "data": FLAGS.data,
                "records": renders.total, "scored": len(rows), "resolution": model.resolution,
                "average_precision": ap, "iou": iou, "per_record": rows}
     table = (f"Average precision (x100) at {model.resolution}^3 on {len(rows)} of the {renders.total} records of "
-             f"{FLAGS.data}{_members_note()}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
+             f"{FLAGS.data}{_members_note(ensemble)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
              f"IoU (x100) of the model's prediction:\n\n{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst(renders.images, predictions, renders.grids, renders.source_ids, rows)
     return metrics, table, {"renders_examples.png": figure}

@@ -6,6 +6,8 @@ models accept), so a compiled train step traces in about a second on CPU.
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -18,6 +20,24 @@ from keras_vaegan.vaegan import VAEGAN3D
 RESOLUTION = 32
 IMAGE_SIZE = 32
 BATCH = 2
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module, *args):
+    """`python -m module args` in the repository root, TensorFlow's info logs off; the CompletedProcess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=env)
+
+
+def the_error(result):
+    """The one `error:` line of a failed run (asserting there is exactly one and no traceback)."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
 
 
 # ---------------------------------------------------------------- data
@@ -50,6 +70,20 @@ def dataset_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
     write_synthetic_dataset(str(out), resolution=32, shapes_per_class=2, views_per_shape=1, image_size=32, num_shards=2)
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def trained_vaegan_run(tmp_path_factory, dataset_dir):
+    """The folder of a tiny 3D-VAE-GAN trained 4 steps: model.keras, and checkpoints/ckpt-2 and ckpt-4."""
+    from keras_vaegan import training
+    from keras_vaegan.config import ModelConfig, TrainConfig
+
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    config = TrainConfig(train_steps=4, batch_size=2, checkpoint_every=2, keep_checkpoints=5, sample_every=100,
+                         log_every=1, mesh_summary_every=0)
+    training.train(ModelConfig(model_type="vaegan", resolution=32, latent_dim=16, image_size=32), config,
+                   dataset_dir, model_dir, verbose=False)
+    return model_dir
 
 
 @pytest.fixture

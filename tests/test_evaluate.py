@@ -3,13 +3,11 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
-from conftest import save_tiny_model
+from conftest import run_module, save_tiny_model, the_error
 from data_tools.readers import read_voxel_array
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
@@ -20,17 +18,7 @@ CHAIRS = os.path.join(ROOT, "..", "shared", "data", "modelnet10-chair-32.npy.gz"
 
 
 def evaluate(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "keras_vaegan.evaluate", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
-
-
-def the_error(result):
-    """The one `error:` line of a failed run (asserting there is exactly one and no traceback)."""
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
+    return run_module("keras_vaegan.evaluate", *args)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +168,64 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path)
     error = the_error(evaluate("generation", *common, f"--ensemble={models['vaegan']}"))
     assert error == "error: --ensemble: only ikea and renders average several models' predictions, not generation"
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path):
+    import numpy as np
+
+    from export.images import resize_with_pad
+    from export.model_file import load_trained_model
+    from keras_vaegan.evaluation import ikea
+
+    model_path = os.path.join(trained_vaegan_run, "model.keras")
+    checkpoints = os.path.join(trained_vaegan_run, "checkpoints")
+    result = evaluate("ikea", f"--model={model_path}", f"--ensemble={checkpoints}", f"--data={IKEA}",
+                      f"--out={tmp_path / 'out'}", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    steps = [os.path.join(checkpoints, "ckpt-2"), os.path.join(checkpoints, "ckpt-4")]
+    assert all(f"restoring {prefix}" in result.stderr for prefix in steps)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["ensemble"] == steps
+    assert "(model: the mean of 3 models' predictions)" in (tmp_path / "out" / "table.md").read_text()
+    photos = ikea_data.load_benchmark(IKEA).photos[:4]
+    pixels = np.stack([resize_with_pad(photo.pixels, 32) for photo in photos]).astype(np.float32)
+    members = [load_trained_model(model_path) for _ in range(3)]
+    for member, prefix in zip(members[1:], steps):
+        tf.train.Checkpoint(model=member).restore(prefix).expect_partial()
+    assert int(members[1].step.value) == 2 and int(members[2].step.value) == 4
+    predictions = [np.asarray(member.reconstruct(pixels))[..., 0] for member in members]
+    assert np.abs(predictions[1] - predictions[0]).max() > 0.01  # step 2 predicts otherwise than the final model
+    for photo, row, prediction in zip(photos, metrics["per_photo"], np.mean(predictions, axis=0)):
+        assert row["ap"] == pytest.approx(ikea.average_precision(ikea.resample_occupancy(prediction, 20), photo.truth),
+                                          abs=1e-4)
+
+
+def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path):
+    from export.model_file import load_trained_model
+
+    tf.train.Checkpoint(model=load_trained_model(models["gan"])).write(str(tmp_path / "gan" / "ckpt-1"))
+    os.makedirs(tmp_path / "empty")
+    model = os.path.join(trained_vaegan_run, "model.keras")
+    common = (f"--model={model}", f"--data={IKEA}", f"--out={tmp_path / 'o'}")
+    error = the_error(evaluate("ikea", *common, f"--ensemble={tmp_path / 'gan' / 'ckpt-1'}"))
+    assert error.startswith(f"error: --ensemble: {tmp_path / 'gan' / 'ckpt-1'}: its weights do not fit --model ")
+    error = the_error(evaluate("ikea", *common, f"--ensemble={tmp_path / 'empty'}"))
+    assert error == (f"error: --ensemble: {tmp_path / 'empty'}: a folder without training checkpoints "
+                     "(no ckpt-N.index in it)")
+    missing = os.path.join(trained_vaegan_run, "checkpoints", "ckpt-3")
+    assert the_error(evaluate("ikea", *common, f"--ensemble={missing}")) == f"error: {missing}: no such file"
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_training_checkpoints_are_ordered_by_step(tmp_path):
+    from export.model_file import training_checkpoints
+
+    for step in (10, 9, 250):
+        (tmp_path / f"ckpt-{step}.index").write_bytes(b"")
+    (tmp_path / "checkpoint").write_text("")
+    assert training_checkpoints(str(tmp_path)) == [str(tmp_path / f"ckpt-{step}") for step in (9, 10, 250)]
+    assert training_checkpoints(str(tmp_path / "ckpt-9")) == [str(tmp_path / "ckpt-9")]
+    assert training_checkpoints(str(tmp_path / "model.keras")) is None
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 `blocks` is the source-neutral form (five convolution blocks in PyTorch layout)
 and its assignment to our Keras networks; `torch7` and `pytorch_state` read the
 files; `mapping` holds one table per source from its names to our layers;
-`to_pytorch` writes a model of ours back as the port's state dicts.
+`to_pytorch` writes a model of ours back as the port's state dicts. `averaging`
+makes one model of a run's training checkpoints.
 """
 
 
