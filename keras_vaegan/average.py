@@ -51,6 +51,8 @@ def main(argv):
         fail(f"--out: {out} must end in .keras")
     if os.path.isdir(out):
         fail(f"--out: {out} is a folder")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        fail(f"--out: {out}: its folder does not exist")
     if os.path.abspath(out) == os.path.abspath(FLAGS.model):
         fail(f"--out: {out} is --model; write the average beside it")
     prefixes = _checkpoints()
@@ -66,7 +68,8 @@ def main(argv):
         fail(str(error))
     except OSError as error:
         fail(f"{error.filename or out}: {error.strerror or error}")
-    print(f"wrote {out}: the mean of the weights of {len(prefixes)} checkpoints ({', '.join(prefixes)})")
+    counted = f"{len(prefixes)} checkpoints" if len(prefixes) > 1 else "1 checkpoint"
+    print(f"wrote {out}: the mean of the weights of {counted} ({', '.join(prefixes)})")
     return 0
 
 
