@@ -3,9 +3,10 @@
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from conftest import run_module, save_tiny_model, the_error
+from conftest import run_module, save_tiny_model
 from export.model_file import load_trained_model
 
 
@@ -44,7 +45,20 @@ def test_the_average_holds_the_mean_of_the_checkpoints_weights(trained_vaegan_ru
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(final.weights, last.weights))
 
 
-def test_bad_inputs_are_one_line_and_leave_the_output_alone(trained_vaegan_run, tmp_path):
+def refusal(capsys, *args):
+    """The one `error:` line of keras_vaegan.average run in this process (exit code 2, no traceback)."""
+    from keras_vaegan import average as cli
+
+    cli.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["average", *map(str, args)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert exited.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_bad_inputs_are_one_line_and_leave_the_output_alone(trained_vaegan_run, tmp_path, capsys):
     model_path = os.path.join(trained_vaegan_run, "model.keras")
     checkpoints = os.path.join(trained_vaegan_run, "checkpoints")
     out = tmp_path / "kept.keras"
@@ -71,9 +85,9 @@ def test_bad_inputs_are_one_line_and_leave_the_output_alone(trained_vaegan_run, 
         ([f"--model={model_path}", f"--checkpoints={checkpoints}", "--last=-1", f"--out={out}"], "error: --last: "),
     )
     for args, expected in cases:
-        assert the_error(average(*args)).startswith(expected), args
-    error = the_error(average(f"--model={model_path}", f"--checkpoints={checkpoints},{tmp_path / 'gan' / 'ckpt-1'}",
-                              f"--out={out}"))
+        assert refusal(capsys, *args).startswith(expected), args
+    error = refusal(capsys, f"--model={model_path}", f"--checkpoints={checkpoints},{tmp_path / 'gan' / 'ckpt-1'}",
+                    f"--out={out}")
     assert error.startswith(f"error: {tmp_path / 'gan' / 'ckpt-1'}: its weights do not fit --model {model_path} (")
     assert out.read_bytes() == b"an earlier average"
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
