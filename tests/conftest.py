@@ -40,6 +40,25 @@ def the_error(result):
     return errors[0]
 
 
+def run_cli(main, flag_values, argv, capsys):
+    """Runs a CLI's main in this process as its console entry would; any exception escaping is a traceback
+    for the user. Returns (exit code, captured output)."""
+    flag_values.unparse_flags()
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr()
+
+
+def assert_refused(code, captured, argv):
+    """Asserts exit code 2 and exactly one `error:` line without a traceback; returns that line."""
+    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert code == 2, (argv, code, captured.err[-1000:])
+    assert len(lines) == 1 and "Traceback" not in captured.err, (argv, captured.err[-1000:])
+    return lines[0]
+
+
 # ---------------------------------------------------------------- data
 
 

@@ -3,10 +3,9 @@
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from conftest import run_module, save_tiny_model
+from conftest import assert_refused, run_cli, run_module, save_tiny_model
 from export.model_file import load_trained_model
 
 
@@ -49,13 +48,8 @@ def refusal(capsys, *args):
     """The one `error:` line of keras_vaegan.average run in this process (exit code 2, no traceback)."""
     from keras_vaegan import average as cli
 
-    cli.FLAGS.unparse_flags()
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["average", *map(str, args)])
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert exited.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
-    return errors[0]
+    argv = ["average", *map(str, args)]
+    return assert_refused(*run_cli(cli.main, cli.FLAGS, argv, capsys), argv)
 
 
 def test_bad_inputs_are_one_line_and_leave_the_output_alone(trained_vaegan_run, tmp_path, capsys):

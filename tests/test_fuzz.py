@@ -19,6 +19,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from conftest import assert_refused, run_cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 REAL_FILES = {
@@ -164,22 +166,6 @@ def test_readers_full_fuzz(tmp_path):
 
 
 # ---------------------------------------------------------------- command lines, in this process
-
-
-def run_cli(main, flag_values, argv, capsys):
-    """Runs a CLI's main as its console entry would; any exception escaping is a traceback for the user."""
-    flag_values.unparse_flags()
-    try:
-        code = main(argv)
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr()
-
-
-def assert_refused(code, captured, argv):
-    lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert code == 2, (argv, code, captured.err[-1000:])
-    assert len(lines) == 1 and "Traceback" not in captured.err, (argv, captured.err[-1000:])
 
 
 @pytest.fixture(scope="module")
