@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from keras_vaegan.cli import fail, parse_flags  # noqa: E402
+from keras_vaegan.config import ModelConfig, TrainConfig, check_compatible  # noqa: E402
 
 FLAGS = flags.FlagValues()
 
@@ -31,6 +32,11 @@ flags.DEFINE_enum("model_type", "vaegan", ["gan", "vaegan"], "3D-GAN or 3D-VAE-G
 flags.DEFINE_integer("latent_dim", 200, "Size of z.", flag_values=FLAGS)
 flags.DEFINE_integer("image_size", 64, "Encoder input edge (multiple of 32; the paper uses 256).", flag_values=FLAGS)
 flags.DEFINE_boolean("synchronized_batch_norm", False, "BatchNorm statistics over the global batch.", flag_values=FLAGS)
+flags.DEFINE_enum(
+    "discriminator_norm", "batch", ["batch", "spectral", "none"],
+    "D's normalization: batch (the paper), spectral (keras.layers.SpectralNormalization, no BatchNorm) or none.",
+    flag_values=FLAGS,
+)
 # Optimization.
 flags.DEFINE_float("generator_learning_rate", 0.0025, "Generator Adam learning rate.", flag_values=FLAGS)
 flags.DEFINE_float("discriminator_learning_rate", 1e-5, "Discriminator Adam learning rate.", flag_values=FLAGS)
@@ -41,7 +47,30 @@ flags.DEFINE_enum(
     "latent_prior", "normal", ["uniform", "normal"],
     "Prior of z: uniform [0, 1) is the authors' 3D-GAN sampler; 3D-VAE-GAN needs normal.", flag_values=FLAGS,
 )
+flags.DEFINE_float("latent_std", 1.0, "Deviation of the normal prior (the PyTorch port draws N(0, 0.33^2)).",
+                   flag_values=FLAGS)
+flags.DEFINE_enum(
+    "gan_loss", "nonsaturating", ["nonsaturating", "hinge", "wgan_gp"],
+    "Adversarial loss: nonsaturating (the paper's, with its accuracy gate), hinge or wgan_gp "
+    "(hinge and wgan_gp need --d_accuracy_threshold=1).", flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "gradient_penalty", 0.0,
+    "Weight of D's gradient penalty: R1 on real shapes for nonsaturating/hinge, WGAN-GP's for wgan_gp (0: none).",
+    flag_values=FLAGS,
+)
 flags.DEFINE_float("label_smoothing", 0.0, "One-sided label smoothing of real targets.", flag_values=FLAGS)
+flags.DEFINE_float(
+    "instance_noise", 0.0, "Deviation of Gaussian noise added to every shape D sees (0: none).", flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+    "instance_noise_steps", 0, "Steps over which the instance noise fades linearly to 0.", flag_values=FLAGS,
+)
+flags.DEFINE_float(
+    "ema_momentum", 0.0,
+    "Keep an exponential moving average of G's weights with this momentum (Keras optimizer use_ema) and save "
+    "model.keras with it (0: off).", flag_values=FLAGS,
+)
 flags.DEFINE_float("kl_weight", 5.0, "a1: weight of the KL term.", flag_values=FLAGS)
 flags.DEFINE_integer(
     "noise_warmup_steps", 0, "Steps over which the posterior noise rises from 0 (0: full noise from the start).", flag_values=FLAGS,
@@ -89,7 +118,6 @@ flags.DEFINE_enum(
 
 def configs_from_flags():
     """ModelConfig and TrainConfig from the parsed flags: each field is the flag of the same name."""
-    from keras_vaegan.config import ModelConfig, TrainConfig
 
     def build(config_class):
         values = {field.name: FLAGS[field.name].value for field in dataclasses.fields(config_class)}
@@ -106,6 +134,7 @@ def main(argv):
     try:
         model_config.validate()
         train_config.validate()
+        check_compatible(model_config, train_config)
     except ValueError as error:
         fail(f"--{error}")
 

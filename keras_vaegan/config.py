@@ -8,6 +8,8 @@ import json
 
 RESOLUTIONS = (32, 64)
 LATENT_PRIORS = ("uniform", "normal")
+GAN_LOSSES = ("nonsaturating", "hinge", "wgan_gp")
+DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
 MODEL_TYPES = ("gan", "vaegan")
 SCHEDULES = ("joint", "separate")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -44,6 +46,7 @@ class ModelConfig:
     latent_dim: int = 200
     image_size: int = 64
     synchronized_batch_norm: bool = False
+    discriminator_norm: str = "batch"
 
     @property
     def generator_widths(self):
@@ -59,6 +62,7 @@ class ModelConfig:
     def validate(self):
         _check_choice(self.model_type, "model_type", MODEL_TYPES)
         _check_choice(self.resolution, "resolution", RESOLUTIONS)
+        _check_choice(self.discriminator_norm, "discriminator_norm", DISCRIMINATOR_NORMS)
         _check(1 <= self.latent_dim <= 4096, "latent_dim", f"{self.latent_dim} is not in [1, 4096]")
         _check(
             self.image_size >= 32 and self.image_size % 32 == 0 and self.image_size <= 512,
@@ -68,13 +72,16 @@ class ModelConfig:
         return self
 
     def architecture(self):
-        """The fields a checkpoint's weights depend on."""
-        return {
+        """The fields a checkpoint's weights depend on (D's normalization only when it is not the paper's)."""
+        architecture = {
             "model_type": self.model_type,
             "resolution": self.resolution,
             "latent_dim": self.latent_dim,
             "image_size": self.image_size if self.model_type == "vaegan" else None,
         }
+        if self.discriminator_norm != "batch":
+            architecture["discriminator_norm"] = self.discriminator_norm
+        return architecture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +96,13 @@ class TrainConfig:
     adam_beta1: float = 0.5
     d_accuracy_threshold: float = 0.8
     latent_prior: str = "normal"
+    latent_std: float = 1.0
+    gan_loss: str = "nonsaturating"
+    gradient_penalty: float = 0.0
     label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
+    ema_momentum: float = 0.0
     kl_weight: float = 5.0
     noise_warmup_steps: int = 0
     reconstruction_weight: float = 1e-4
@@ -124,7 +137,19 @@ class TrainConfig:
             f"{self.d_accuracy_threshold} is not in (0, 1]",
         )
         _check_choice(self.latent_prior, "latent_prior", LATENT_PRIORS)
+        _check(0 < self.latent_std <= 10, "latent_std", f"{self.latent_std} is not in (0, 10]")
+        _check(
+            self.latent_std == 1 or self.latent_prior == "normal",
+            "latent_std",
+            f"{self.latent_std} scales a normal prior; the uniform prior has no scale",
+        )
         _check(0 <= self.label_smoothing < 0.5, "label_smoothing", f"{self.label_smoothing} is not in [0, 0.5)")
+        self._validate_adversarial_terms()
+        _check(
+            self.ema_momentum == 0 or 0 < self.ema_momentum < 1,
+            "ema_momentum",
+            f"{self.ema_momentum} is not in (0, 1) (0: no moving average)",
+        )
         _check(self.kl_weight >= 0, "kl_weight", f"{self.kl_weight} must not be negative")
         _check(self.noise_warmup_steps >= 0, "noise_warmup_steps", f"{self.noise_warmup_steps} must not be negative")
         _check(
@@ -160,6 +185,50 @@ class TrainConfig:
         )
         _check_choice(self.bad_records, "bad_records", BAD_RECORDS)
         return self
+
+    def _validate_adversarial_terms(self):
+        """The loss and the stabilizers that go with it."""
+        _check_choice(self.gan_loss, "gan_loss", GAN_LOSSES)
+        paper_loss = self.gan_loss == "nonsaturating"
+        _check(
+            paper_loss or self.d_accuracy_threshold == 1,
+            "d_accuracy_threshold",
+            f"{self.d_accuracy_threshold}: the accuracy gate belongs to the nonsaturating loss, not {self.gan_loss}; "
+            "set it to 1 (off)",
+        )
+        _check(
+            paper_loss or self.label_smoothing == 0,
+            "label_smoothing",
+            f"{self.label_smoothing}: label smoothing softens the nonsaturating loss's targets; {self.gan_loss} has none",
+        )
+        _check(self.gradient_penalty >= 0, "gradient_penalty", f"{self.gradient_penalty} must not be negative")
+        _check(
+            self.gan_loss != "wgan_gp" or self.gradient_penalty > 0,
+            "gradient_penalty",
+            "wgan_gp needs a positive penalty weight (10 in Gulrajani et al.)",
+        )
+        _check(0 <= self.instance_noise <= 1, "instance_noise", f"{self.instance_noise} is not in [0, 1]")
+        _check(
+            self.instance_noise_steps >= 0, "instance_noise_steps", f"{self.instance_noise_steps} must not be negative"
+        )
+        _check(
+            self.instance_noise == 0 or self.instance_noise_steps >= 1,
+            "instance_noise_steps",
+            "instance noise fades out over these steps: give at least 1",
+        )
+
+
+def check_compatible(model_config, train_config):
+    """Raises ConfigError for settings that contradict each other across the two configs."""
+    if model_config.model_type == "vaegan":
+        if train_config.latent_prior != "normal":
+            raise ConfigError("latent_prior: 3D-VAE-GAN's KL term pulls q(z|y) to N(0, I), so its prior must be normal")
+        if train_config.latent_std != 1:
+            raise ConfigError(f"latent_std: {train_config.latent_std}: 3D-VAE-GAN's KL term pulls q(z|y) to N(0, I), "
+                              "so its prior's deviation must be 1")
+    if train_config.gan_loss == "wgan_gp" and model_config.discriminator_norm == "batch":
+        raise ConfigError("discriminator_norm: batch: WGAN-GP penalizes each shape's gradient, which BatchNorm "
+                          "couples across the batch; use spectral or none")
 
 
 def to_json(*configs):

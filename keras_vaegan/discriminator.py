@@ -11,14 +11,17 @@ class Discriminator(BlockStack, keras.Model):
 
     64^3: widths 64-128-256-512-1 (64 -> 32 -> 16 -> 8 -> 4 -> 1).
     32^3: widths 32-64-128-256-1 (32 -> 16 -> 8 -> 4 -> 2 -> 1).
+    `norm`: "batch" (the paper), "spectral" (SpectralNormalization on every
+    convolution, no BatchNorm) or "none".
     `call(x)` returns float32 logits (batch, 1); `call(x, return_features=True)`
     returns (logits, [four intermediate feature maps]) for shape classification.
     """
 
-    def __init__(self, resolution=64, synchronized_batch_norm=False, **kwargs):
+    def __init__(self, resolution=64, synchronized_batch_norm=False, norm="batch", **kwargs):
         super().__init__(**kwargs)
         self.resolution = resolution
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.norm = norm
         widths = [resolution * 2**i for i in range(4)] + [1]
         last_padding = "valid" if resolution == 64 else "same"
         blocks = [
@@ -27,9 +30,10 @@ class Discriminator(BlockStack, keras.Model):
                 4,
                 2,
                 padding=last_padding if i == 4 else "same",
-                normalize=i < 4,
+                normalize=i < 4 and norm == "batch",
                 activation="leaky_relu" if i < 4 else None,
                 synchronized_batch_norm=synchronized_batch_norm,
+                spectral_norm=norm == "spectral",
                 name=f"block{i + 1}",
             )
             for i, filters in enumerate(widths)
@@ -55,5 +59,5 @@ class Discriminator(BlockStack, keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(resolution=self.resolution, synchronized_batch_norm=self.synchronized_batch_norm)
+        config.update(resolution=self.resolution, synchronized_batch_norm=self.synchronized_batch_norm, norm=self.norm)
         return config

@@ -1,4 +1,11 @@
-"""3D-GAN: generator and discriminator trained with a gated discriminator update."""
+"""3D-GAN: generator and discriminator trained with a gated discriminator update.
+
+Besides the paper's nonsaturating loss with its accuracy gate, D and G can
+train on the hinge or Wasserstein loss, with an R1 or WGAN-GP gradient
+penalty and instance noise (Gaussian noise on every shape D sees, fading
+out linearly); 3D-VAE-GAN inherits all of them through `discriminator_step`
+and `adversarial_loss`.
+"""
 
 import keras
 import tensorflow as tf
@@ -8,8 +15,10 @@ from keras_vaegan.discriminator import Discriminator
 from keras_vaegan.generator import Generator
 from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
 
-# Independent random streams drawn from (seed, step, stream).
+# Independent random streams drawn from (seed, step, stream); (seed, -1) is the fixed z of sample pictures.
 PRIOR_STREAM_D, PRIOR_STREAM_G, POSTERIOR_STREAM = 0, 1, 2
+# Streams of the stabilizers, drawn from (seed, -(4 step + stream) - 3) so that the ones above never change.
+REAL_NOISE_STREAM, FAKE_NOISE_STREAM, G_NOISE_STREAM, INTERPOLATION_STREAM = 0, 1, 2, 3
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -59,7 +68,9 @@ class GAN3D(keras.Model):
     """3D-GAN of Wu et al.: non-saturating loss, D updated only while its accuracy <= threshold.
 
     `fit` takes batches of voxels (batch, R, R, R, 1) in [0, 1]. Metrics:
-    d_loss, g_loss, d_acc (over all replicas), d_updated (1 when D stepped).
+    d_loss (with the penalty), g_loss, d_acc (over all replicas), d_updated (1 when D stepped).
+    `gan_loss`: "nonsaturating" (the paper), "hinge" or "wgan_gp"; `gradient_penalty`
+    weighs R1 on real shapes (nonsaturating, hinge) or WGAN-GP's interpolate penalty.
     """
 
     def __init__(
@@ -73,6 +84,12 @@ class GAN3D(keras.Model):
         synchronized_batch_norm=False,
         generator=None,
         discriminator=None,
+        latent_std=1.0,
+        gan_loss="nonsaturating",
+        gradient_penalty=0.0,
+        instance_noise=0.0,
+        instance_noise_steps=0,
+        discriminator_norm="batch",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,9 +100,15 @@ class GAN3D(keras.Model):
         self.label_smoothing = label_smoothing
         self.seed = seed
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.latent_std = latent_std
+        self.gan_loss = gan_loss
+        self.gradient_penalty = gradient_penalty
+        self.instance_noise = instance_noise
+        self.instance_noise_steps = instance_noise_steps
+        self.discriminator_norm = discriminator_norm
         self.generator = generator or Generator(resolution, latent_dim, synchronized_batch_norm, name="generator")
         self.discriminator = discriminator or Discriminator(
-            resolution, synchronized_batch_norm, name="discriminator"
+            resolution, synchronized_batch_norm, norm=discriminator_norm, name="discriminator"
         )
         build_once(self.generator, (None, latent_dim))
         build_once(self.discriminator, (None, resolution, resolution, resolution, 1))
@@ -125,19 +148,59 @@ class GAN3D(keras.Model):
         return self.generator(z, training=training)
 
     def sample_latent(self, batch_size, seed):
-        """Latent vectors from the prior: uniform [0, 1) (the authors' sampler) or N(0, I)."""
+        """Latent vectors from the prior: uniform [0, 1) (the authors' sampler) or N(0, latent_std^2 I)."""
         shape = [batch_size, self.latent_dim]
         if self.latent_prior == "uniform":
             return tf.random.stateless_uniform(shape, seed)
-        return tf.random.stateless_normal(shape, seed)
+        return self.latent_std * tf.random.stateless_normal(shape, seed)
 
     def _noise_seed(self, stream):
         return tf.stack([tf.cast(self.seed, tf.int64), self.step.value * 3 + stream])
+
+    def _stabilizer_seed(self, stream):
+        return tf.stack([tf.cast(self.seed, tf.int64), -(self.step.value * 4 + stream) - 3])
 
     def _replica_latent(self, local_batch_size, stream):
         num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         z = self.sample_latent(local_batch_size * num_replicas, self._noise_seed(stream))
         return replica_slice(z, local_batch_size)
+
+    def _replica_draw(self, draw, like, stream):
+        """This replica's rows of `draw(shape, seed)` for the global batch of `like`'s shape."""
+        local_batch_size = tf.shape(like)[0]
+        num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        shape = tf.concat([[local_batch_size * num_replicas], tf.shape(like)[1:]], axis=0)
+        return replica_slice(draw(shape, self._stabilizer_seed(stream)), local_batch_size)
+
+    def with_instance_noise(self, voxels, stream):
+        """`voxels` plus Gaussian noise whose deviation fades linearly from `instance_noise` to 0."""
+        if not self.instance_noise:
+            return voxels
+        progress = tf.cast(self.step, tf.float32) / float(self.instance_noise_steps)
+        deviation = self.instance_noise * tf.maximum(1.0 - progress, 0.0)
+        noise = self._replica_draw(tf.random.stateless_normal, voxels, stream)
+        return voxels + tf.cast(deviation * noise, voxels.dtype)
+
+    def _discriminator_loss(self, real_logits, fake_logits):
+        if self.gan_loss == "hinge":
+            return losses.hinge_discriminator_loss(real_logits, fake_logits)
+        if self.gan_loss == "wgan_gp":
+            return losses.wasserstein_discriminator_loss(real_logits, fake_logits)
+        return losses.discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+
+    def _input_gradients(self, voxels):
+        """(D's logits of `voxels`, their gradients with respect to `voxels`); call inside D's tape."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(voxels)
+            logits = self.discriminator(voxels, training=True)
+            total = tf.reduce_sum(logits)
+        return logits, tape.gradient(total, voxels)
+
+    def _interpolate_penalty(self, real, fake):
+        """WGAN-GP's penalty on random points between real and generated shapes."""
+        mix = self._replica_draw(tf.random.stateless_uniform, real[:, :1, :1, :1, :1], INTERPOLATION_STREAM)
+        _, gradients = self._input_gradients(mix * real + (1.0 - mix) * fake)
+        return losses.interpolate_penalty(gradients)
 
     def discriminator_step(self, real, global_batch_size):
         """One gated D update; returns (per-example D loss, global D accuracy, gate).
@@ -150,11 +213,21 @@ class GAN3D(keras.Model):
         """
         local_batch_size = tf.shape(real)[0]
         fake = self.generator(self._replica_latent(local_batch_size, PRIOR_STREAM_D), training=True)
+        real = self.with_instance_noise(real, REAL_NOISE_STREAM)
+        fake = self.with_instance_noise(fake, FAKE_NOISE_STREAM)
+        r1 = self.gradient_penalty and self.gan_loss != "wgan_gp"
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
+            if r1:
+                real_logits, real_gradients = self._input_gradients(real)
+            else:
+                real_logits = self.discriminator(real, training=True)
             with tf.control_dependencies([real_logits]):
                 fake_logits = self.discriminator(fake, training=True)
-            per_example = losses.discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+            per_example = self._discriminator_loss(real_logits, fake_logits)
+            if r1:
+                per_example += self.gradient_penalty * losses.r1_penalty(real_gradients)
+            elif self.gradient_penalty:
+                per_example += self.gradient_penalty * self._interpolate_penalty(real, fake)
             scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
         accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))
         accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
@@ -179,8 +252,11 @@ class GAN3D(keras.Model):
         return self._replica_latent(local_batch_size, PRIOR_STREAM_G)
 
     def adversarial_loss(self, fake):
-        """Per-example non-saturating G loss of generated shapes (call inside a tape)."""
-        return losses.non_saturating_generator_loss(self.discriminator(fake, training=True))
+        """Per-example G loss of generated shapes under `gan_loss` (call inside a tape)."""
+        logits = self.discriminator(self.with_instance_noise(fake, G_NOISE_STREAM), training=True)
+        if self.gan_loss == "nonsaturating":
+            return losses.non_saturating_generator_loss(logits)
+        return losses.critic_generator_loss(logits)
 
     def update_trackers(self, **values):
         """Feeds per-example or scalar values to the Mean trackers of the same names."""
@@ -224,6 +300,12 @@ class GAN3D(keras.Model):
             label_smoothing=self.label_smoothing,
             seed=self.seed,
             synchronized_batch_norm=self.synchronized_batch_norm,
+            latent_std=self.latent_std,
+            gan_loss=self.gan_loss,
+            gradient_penalty=self.gradient_penalty,
+            instance_noise=self.instance_noise,
+            instance_noise_steps=self.instance_noise_steps,
+            discriminator_norm=self.discriminator_norm,
             generator=keras.saving.serialize_keras_object(self.generator),
             discriminator=keras.saving.serialize_keras_object(self.discriminator),
         )

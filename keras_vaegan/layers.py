@@ -87,7 +87,8 @@ class ConvUnit(keras.layers.Layer):
     """conv (2D/3D, optionally transposed) -> BatchNorm -> ReLU or LeakyReLU(0.2).
 
     With `normalize=False, activation=None` it is a plain convolution: the last
-    layer of every network.
+    layer of every network. `spectral_norm=True` wraps the convolution in
+    Keras' SpectralNormalization (Miyato et al. 2018).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class ConvUnit(keras.layers.Layer):
         normalize=True,
         activation="relu",
         synchronized_batch_norm=False,
+        spectral_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,6 +115,7 @@ class ConvUnit(keras.layers.Layer):
         self.normalize = normalize
         self.activation = activation
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.spectral_norm = spectral_norm
         conv_class = {
             (2, False): keras.layers.Conv2D,
             (3, False): keras.layers.Conv3D,
@@ -127,6 +130,8 @@ class ConvUnit(keras.layers.Layer):
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
             name="conv",
         )
+        if spectral_norm:
+            self.conv = keras.layers.SpectralNormalization(self.conv, name="spectral_conv")
         self.norm = batch_norm("bn", synchronized_batch_norm) if normalize else None
         self.act = {
             "relu": keras.layers.ReLU(name="relu"),
@@ -142,7 +147,7 @@ class ConvUnit(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.conv(inputs)
+        x = self.conv(inputs, training=training) if self.spectral_norm else self.conv(inputs)
         if self.norm is not None:
             x = self.norm(x, training=training)
         if self.act is not None:
@@ -165,4 +170,6 @@ class ConvUnit(keras.layers.Layer):
             activation=self.activation,
             synchronized_batch_norm=self.synchronized_batch_norm,
         )
+        if self.spectral_norm:
+            config["spectral_norm"] = True
         return config

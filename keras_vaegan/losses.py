@@ -22,6 +22,41 @@ def non_saturating_generator_loss(fake_logits):
     return _bce_with_logits(fake_logits, 1.0)
 
 
+def _flat_logits(logits):
+    return tf.reshape(tf.cast(logits, tf.float32), [-1])
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim and Ye 2017; Miyato et al. 2018)."""
+    return tf.nn.relu(1.0 - _flat_logits(real_logits)) + tf.nn.relu(1.0 + _flat_logits(fake_logits))
+
+
+def wasserstein_discriminator_loss(real_logits, fake_logits):
+    """D(G(z)) - D(x): the critic's side of the Wasserstein estimate (Arjovsky et al. 2017)."""
+    return _flat_logits(fake_logits) - _flat_logits(real_logits)
+
+
+def critic_generator_loss(fake_logits):
+    """-D(G(z)): the generator's loss under the hinge and Wasserstein losses."""
+    return -_flat_logits(fake_logits)
+
+
+def squared_gradient_norm(gradients):
+    """||g||^2 per example of a (batch, ...) gradient."""
+    gradients = tf.cast(gradients, tf.float32)
+    return tf.reduce_sum(tf.square(tf.reshape(gradients, [tf.shape(gradients)[0], -1])), axis=-1)
+
+
+def r1_penalty(real_gradients):
+    """0.5 ||grad_x D(x)||^2 on real shapes (Mescheder et al. 2018); times the weight gamma."""
+    return 0.5 * squared_gradient_norm(real_gradients)
+
+
+def interpolate_penalty(interpolate_gradients):
+    """(||grad D(x_hat)|| - 1)^2 on interpolates of real and fake (WGAN-GP, Gulrajani et al. 2017)."""
+    return tf.square(tf.sqrt(squared_gradient_norm(interpolate_gradients) + 1e-12) - 1.0)
+
+
 def kl_divergence(mean, log_variance):
     """KL(N(mean, exp(log_variance)) || N(0, I)), summed over latent units."""
     mean = tf.cast(mean, tf.float32)

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_vaegan.config import ConfigError
+from keras_vaegan.config import check_compatible
 
 from keras_vaegan.gan import GAN3D
 from keras_vaegan.vaegan import VAEGAN3D
@@ -17,9 +17,11 @@ def set_precision(precision):
     keras.mixed_precision.set_dtype_policy(precision)
 
 
-def make_optimizer(learning_rate, beta1, precision):
-    """Adam as in the paper; wrapped for dynamic loss scaling under mixed_float16."""
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1)
+def make_optimizer(learning_rate, beta1, precision, ema_momentum=0.0):
+    """Adam as in the paper, keeping a moving average of the weights when `ema_momentum` > 0;
+    wrapped for dynamic loss scaling under mixed_float16."""
+    ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, **ema)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -29,7 +31,10 @@ def build_model(model_config, train_config, num_classes=0):
     """A compiled GAN3D or VAEGAN3D; call inside the strategy scope, after `set_precision`.
 
     A VAEGAN3D gets a class head over `num_classes` classes when `train_config.class_weight` > 0.
+    With `train_config.ema_momentum` > 0 G's optimizer keeps a moving average of G's weights
+    (see keras_vaegan.ema).
     """
+    check_compatible(model_config, train_config)
     common = dict(
         resolution=model_config.resolution,
         latent_dim=model_config.latent_dim,
@@ -38,14 +43,18 @@ def build_model(model_config, train_config, num_classes=0):
         label_smoothing=train_config.label_smoothing,
         seed=train_config.seed,
         synchronized_batch_norm=model_config.synchronized_batch_norm,
+        latent_std=train_config.latent_std,
+        gan_loss=train_config.gan_loss,
+        gradient_penalty=train_config.gradient_penalty,
+        instance_noise=train_config.instance_noise,
+        instance_noise_steps=train_config.instance_noise_steps,
+        discriminator_norm=model_config.discriminator_norm,
     )
     beta1, precision = train_config.adam_beta1, train_config.precision
     optimizers = dict(
-        g_optimizer=make_optimizer(train_config.generator_learning_rate, beta1, precision),
+        g_optimizer=make_optimizer(train_config.generator_learning_rate, beta1, precision, train_config.ema_momentum),
         d_optimizer=make_optimizer(train_config.discriminator_learning_rate, beta1, precision),
     )
-    if model_config.model_type == "vaegan" and train_config.latent_prior != "normal":
-        raise ConfigError("latent_prior: 3D-VAE-GAN's KL term pulls q(z|y) to N(0, I), so its prior must be normal")
     if model_config.model_type == "gan":
         model = GAN3D(**common, name="gan3d")
     else:

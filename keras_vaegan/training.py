@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vaegan import callbacks, data, distribute, run_lock
+from keras_vaegan import callbacks, data, distribute, ema, run_lock
 from keras_vaegan.config import ConfigError, first_line
 from keras_vaegan.files import write_bytes_atomically
 from keras_vaegan.models import build_model, set_precision
@@ -296,6 +296,8 @@ def _train(model_config, train_config, files, scan, pretrained, model_dir, chief
         steps = ", ".join(str(bad + 1) for bad in sorted(skipped))
         print(f"\nskipped the updates of {len(skipped)} non-finite steps: {steps}")
     if chief:
+        if train_config.ema_momentum:
+            ema.use_averaged_generator(model)  # the checkpoints keep the raw weights to resume from
         pictures.write(step)
         save_model_atomically(model, final_path)
         if verbose:

@@ -33,6 +33,8 @@ def test_configs_are_frozen():
         dict(image_size=256),
         dict(image_size=512),
         dict(synchronized_batch_norm=True),
+        dict(discriminator_norm="spectral"),
+        dict(discriminator_norm="none"),
     ],
     ids=repr,
 )
@@ -56,6 +58,7 @@ def test_model_config_accepts_values_in_range(overrides):
         ("image_size", 48),
         ("image_size", 100),
         ("image_size", 544),
+        ("discriminator_norm", "layer"),
     ],
     ids=repr,
 )
@@ -87,6 +90,12 @@ def test_architecture_names_image_size_only_for_vaegan():
     assert set(ModelConfig().architecture()) == {"model_type", "resolution", "latent_dim", "image_size"}
 
 
+def test_architecture_names_the_discriminator_norm_only_when_it_is_not_the_papers():
+    # Run folders written before the setting existed keep matching a default run.
+    assert "discriminator_norm" not in ModelConfig(discriminator_norm="batch").architecture()
+    assert ModelConfig(discriminator_norm="spectral").architecture()["discriminator_norm"] == "spectral"
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -113,6 +122,14 @@ def test_architecture_names_image_size_only_for_vaegan():
         dict(checkpoint_every=1, keep_checkpoints=1, sample_every=1, log_every=1),
         dict(seed=0),
         dict(seed=2**31),
+        dict(latent_std=0.33),
+        dict(gan_loss="hinge", d_accuracy_threshold=1.0),
+        dict(gan_loss="hinge", d_accuracy_threshold=1.0, gradient_penalty=1.0),
+        dict(gan_loss="wgan_gp", d_accuracy_threshold=1.0, gradient_penalty=10.0),
+        dict(gradient_penalty=0.5),
+        dict(instance_noise=0.2, instance_noise_steps=100),
+        dict(ema_momentum=0.999),
+        dict(ema_momentum=0.0),
     ],
     ids=repr,
 )
@@ -169,6 +186,24 @@ NAN = float("nan")
         ("log_every", 0, {}),
         ("log_every", -1, {}),
         ("seed", -1, {}),
+        ("latent_std", 0.0, {}),
+        ("latent_std", NAN, {}),
+        ("latent_std", 0.5, dict(latent_prior="uniform")),
+        ("gan_loss", "lsgan", {}),
+        ("d_accuracy_threshold", 0.8, dict(gan_loss="hinge")),
+        ("d_accuracy_threshold", 0.8, dict(gan_loss="wgan_gp", gradient_penalty=10.0)),
+        ("label_smoothing", 0.1, dict(gan_loss="hinge", d_accuracy_threshold=1.0)),
+        ("gradient_penalty", -1.0, {}),
+        ("gradient_penalty", NAN, {}),
+        ("gradient_penalty", 0.0, dict(gan_loss="wgan_gp", d_accuracy_threshold=1.0)),
+        ("instance_noise", -0.1, {}),
+        ("instance_noise", 1.5, {}),
+        ("instance_noise_steps", -1, {}),
+        ("instance_noise_steps", 0, dict(instance_noise=0.1)),
+        ("ema_momentum", 1.0, {}),
+        ("ema_momentum", -0.5, {}),
+        ("ema_momentum", 1.5, {}),
+        ("ema_momentum", NAN, {}),
     ],
     ids=repr,
 )

@@ -153,3 +153,27 @@ def test_class_loss_is_cross_entropy_and_zero_for_unknown_classes():
     expected = [np.log1p(np.exp(-2.0)), np.log1p(np.exp(2.0)), 0.0]
     np.testing.assert_allclose(losses.class_loss(logits, class_ids).numpy(), expected, rtol=1e-6)
     assert losses.class_accuracy(logits, class_ids).numpy().tolist() == [1.0, 0.0, 0.0]
+
+
+def test_hinge_losses_by_hand():
+    got = losses.hinge_discriminator_loss(REAL, FAKE)
+    real, fake = REAL.reshape(-1).astype(np.float64), FAKE.reshape(-1).astype(np.float64)
+    np.testing.assert_allclose(_np(got), np.maximum(0, 1 - real) + np.maximum(0, 1 + fake), rtol=1e-6)
+    assert got.numpy()[0] == pytest.approx(0.0)  # real logit 3 and fake logit -2: both past the margin
+    assert got.numpy()[1] == pytest.approx(2.5 + 1.5)
+    np.testing.assert_allclose(_np(losses.critic_generator_loss(FAKE)), -fake, rtol=1e-6)
+
+
+def test_wasserstein_critic_loss_by_hand():
+    got = losses.wasserstein_discriminator_loss(REAL, FAKE)
+    np.testing.assert_allclose(_np(got), (FAKE - REAL).reshape(-1), rtol=1e-6)
+
+
+def test_gradient_penalties_by_hand():
+    gradients = np.zeros((3, 2, 2, 2, 1), "float32")
+    gradients[0, 0, 0, 0, 0] = 3.0
+    gradients[0, 1, 1, 1, 0] = 4.0  # norm 5
+    gradients[1, 0, 1, 0, 0] = 1.0  # norm 1
+    np.testing.assert_allclose(_np(losses.squared_gradient_norm(gradients)), [25.0, 1.0, 0.0])
+    np.testing.assert_allclose(_np(losses.r1_penalty(gradients)), [12.5, 0.5, 0.0])
+    np.testing.assert_allclose(_np(losses.interpolate_penalty(gradients)), [16.0, 0.0, 1.0], atol=1e-5)

@@ -51,6 +51,13 @@ def assert_one_line_error(result, *fragments):
         (["--schedule=separate"], "--pretrain_steps"),
         (["--flagfile=/nonexistent/x.flags"], "/nonexistent/x.flags"),
         (["positional"], "positional"),
+        (["--ema_momentum=1.5"], "--ema_momentum"),
+        (["--gan_loss=lsgan"], "--gan_loss"),
+        (["--gradient_penalty=-1"], "--gradient_penalty"),
+        (["--gan_loss=hinge", "--d_accuracy_threshold=0.8"], "--d_accuracy_threshold"),
+        (["--gan_loss=wgan_gp", "--d_accuracy_threshold=1", "--gradient_penalty=10"], "--discriminator_norm"),
+        (["--model_type=vaegan", "--latent_std=0.33"], "--latent_std"),
+        (["--instance_noise=0.1"], "--instance_noise_steps"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment):
