@@ -272,6 +272,43 @@ def read_voxel_array(path):
     return result
 
 
+NPZ_LAYOUTS = (("voxels", "labels", "class_names"), ("X_train", "y_train", None))
+
+
+def read_labelled_voxels(path):
+    """(grids bool (n, r, r, r), labels int (n,), class names) of a labelled `.npz`, axes as stored.
+
+    Layouts: `voxels`, `labels`, `class_names` (labels index the names), or
+    `X_train`, `y_train` (the labels are the names, or numbers named by themselves).
+    """
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise BadFile(path, f"not a readable .npz ({error})") from error
+    with archive:
+        names = set(archive.files)
+        layout = next((keys for keys in NPZ_LAYOUTS if {k for k in keys if k} <= names), None)
+        if layout is None:
+            raise BadFile(path, f"holds {', '.join(sorted(names)) or 'no arrays'}; expected "
+                                f"{' or '.join('/'.join(k for k in keys if k) for keys in NPZ_LAYOUTS)}")
+        try:
+            values, labels = archive[layout[0]], archive[layout[1]]
+            class_names = [str(name) for name in archive[layout[2]]] if layout[2] else None
+        except (ValueError, OSError, EOFError, zlib.error) as error:
+            raise BadFile(path, f"corrupt or truncated data ({error})") from error
+    if values.dtype.kind not in "biuf" or labels.ndim != 1 or len(labels) != len(values):
+        raise BadFile(path, f"{layout[0]} {values.dtype}{values.shape} and {layout[1]} {labels.shape} are not "
+                            "grids with one label each")
+    count, resolution = _grid_shape(path, values.shape)
+    grids = _occupancy(path, values.reshape(count, resolution, resolution, resolution))
+    if class_names is None:
+        class_names = sorted({str(label) for label in labels})
+        labels = np.array([class_names.index(str(label)) for label in labels])
+    elif labels.dtype.kind not in "iu" or labels.size and not 0 <= labels.min() <= labels.max() < len(class_names):
+        raise BadFile(path, f"labels are not indices into its {len(class_names)} class_names")
+    return grids, labels.astype(np.int64), class_names
+
+
 # ---------------------------------------------------------------- meshes
 
 
