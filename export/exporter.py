@@ -228,6 +228,7 @@ def export_model(model_path, out, formats, data_dir=None, calibration_samples=10
             "latent_dim": model.latent_dim,
             "image_size": model.image_size if has_encoder(model) else None,
             "latent_prior": model.latent_prior,
+            "latent_std": model.latent_std,
             "parity_inputs": fixed.parity_text,
             "calibration": fixed.calibration_text,
             "files": entries,

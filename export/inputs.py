@@ -7,10 +7,10 @@ from keras_vaegan import data
 
 
 def prior_latents(model, count, seed):
-    """`count` z from the model's prior (normal or uniform [0, 1)), float32 (count, latent_dim)."""
+    """`count` z from the model's prior (N(0, latent_std^2) or uniform [0, 1)), float32 (count, latent_dim)."""
     rng = np.random.default_rng(seed)
     shape = (count, model.latent_dim)
-    z = rng.random(shape) if model.latent_prior == "uniform" else rng.standard_normal(shape)
+    z = rng.random(shape) if model.latent_prior == "uniform" else model.latent_std * rng.standard_normal(shape)
     return z.astype("float32")
 
 

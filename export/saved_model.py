@@ -34,12 +34,13 @@ def voxels_spec(model):
 
 
 def prior_latent(model, batch_size, seed):
-    """z from the model's prior for a scalar int64 seed (stateless: same seed, same z)."""
+    """z from the model's prior (its `latent_std` scales the normal one) for a scalar int64 seed
+    (stateless: same seed, same z)."""
     shape = tf.stack([batch_size, model.latent_dim])
     seeds = tf.stack([seed, tf.constant(0, tf.int64)])
     if model.latent_prior == "uniform":
         return tf.random.stateless_uniform(shape, seeds)
-    return tf.random.stateless_normal(shape, seeds)
+    return model.latent_std * tf.random.stateless_normal(shape, seeds)
 
 
 def endpoints(model):

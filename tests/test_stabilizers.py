@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import build_gan, build_vaegan, random_images, random_voxels, snapshot, train_steps
+from export import inputs, saved_model
 from keras_vaegan import ema
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig, check_compatible
 from keras_vaegan.discriminator import Discriminator
@@ -99,10 +100,13 @@ def test_spectral_norm_keeps_each_kernel_at_spectral_norm_one_and_round_trips(tm
     np.testing.assert_allclose(loaded(voxels).numpy(), discriminator(voxels).numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_prior_deviation_scales_normal_samples():
+def test_prior_deviation_scales_normal_samples_in_training_and_export():
     model = build_gan(latent_prior="normal", latent_std=0.33)
     z = model.sample_latent(4000, tf.constant([0, 7], tf.int64)).numpy()
     assert z.std() == pytest.approx(0.33, rel=0.02)
+    exported = saved_model.prior_latent(model, tf.constant(4000), tf.constant(3, tf.int64)).numpy()
+    assert exported.std() == pytest.approx(0.33, rel=0.02)
+    assert inputs.prior_latents(model, 4000, seed=3).std() == pytest.approx(0.33, rel=0.02)
 
 
 @pytest.mark.parametrize(
