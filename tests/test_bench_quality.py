@@ -1,0 +1,78 @@
+"""bench.quality's inputs: labelled .npz files, classes, held-out files and settings are checked before training."""
+
+import numpy as np
+import pytest
+
+from bench import quality
+from conftest import assert_refused, run_cli
+from data_tools import readers
+
+MODELNET = quality.MODELNET
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.fixture
+def chairs(tmp_path):
+    rng = np.random.default_rng(0)
+    voxels = (rng.random((6, 32, 32, 32)) < 0.2).astype(np.uint8)
+    return _npz(tmp_path / "chairs.npz", voxels=voxels, labels=np.array([0, 0, 0, 1, 1, 1], np.uint8),
+                class_names=np.array(["chair", "table"]))
+
+
+def test_reads_the_real_modelnet_file_by_class():
+    grids, labels, names = readers.read_labelled_voxels(MODELNET)
+    assert grids.shape == (3991, 32, 32, 32) and grids.dtype == bool
+    assert names[2] == "chair" and (labels == 2).sum() == 889
+    chairs = quality.read_shapes(MODELNET, "chair", "input")
+    assert len(chairs) == 889 and chairs.any(axis=(1, 2, 3)).all()
+
+
+def test_x_train_layout_names_classes_by_label(tmp_path):
+    path = _npz(tmp_path / "x.npz", X_train=np.zeros((3, 8, 8, 8), np.float32), y_train=np.array([5, 2, 5]))
+    grids, labels, names = readers.read_labelled_voxels(path)
+    assert names == ["2", "5"] and labels.tolist() == [1, 0, 1] and grids.shape == (3, 8, 8, 8)
+
+
+def test_held_out_share_is_about_a_tenth_and_fixed():
+    mask = quality.held_out(889)
+    assert 0.07 < np.mean(mask) < 0.13
+    assert mask == quality.held_out(889)
+    assert mask[:100] == quality.held_out(100)  # an index's side does not depend on the file's length
+
+
+def _refusal(argv, capsys):
+    code, captured = run_cli(quality.main, quality.FLAGS, ["quality", *argv], capsys)
+    return assert_refused(code, captured, argv)
+
+
+@pytest.mark.parametrize(
+    "make, args, fragment",
+    [
+        (lambda tmp: _npz(tmp / "bad.npz", grids=np.zeros((2, 8, 8, 8))), [], "expected voxels/labels/class_names"),
+        (lambda tmp: str(tmp / "missing.npz"), [], "is not a file"),
+        (None, ["--class_name=lamp"], "no class 'lamp'"),
+        (None, ["--model_type=vaegan"], "--model_type"),
+        (None, ["--ema_momentum=1.5"], "--ema_momentum"),
+        (None, ["--budget_minutes=0"], "--budget_minutes"),
+        (None, ["--resolution=64"], "grids of 32^3"),
+        (lambda tmp: _npz(tmp / "labels.npz", voxels=np.zeros((2, 8, 8, 8)), labels=np.array([0, 3]),
+                          class_names=np.array(["a"])), [], "not indices"),
+    ],
+)
+def test_bad_inputs_are_one_line(tmp_path, chairs, capsys, make, args, fragment):
+    source = make(tmp_path) if make else chairs
+    line = _refusal([f"--input={source}", *args], capsys)
+    assert fragment in line, line
+    if "lamp" in fragment:
+        assert "chair, table" in line  # the classes the file holds
+
+
+def test_a_heldout_file_of_another_resolution_is_named(tmp_path, chairs, capsys):
+    other = _npz(tmp_path / "big.npz", voxels=np.zeros((2, 64, 64, 64), np.uint8), labels=np.zeros(2, np.uint8),
+                 class_names=np.array(["chair"]))
+    line = _refusal([f"--input={chairs}", f"--heldout={other}"], capsys)
+    assert other in line and "64^3" in line
