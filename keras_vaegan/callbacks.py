@@ -137,6 +137,9 @@ class FixedShapes(keras.callbacks.Callback):
         return keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
 
 
+PICTURE_CELL = 128  # pixels per shape in samples.png and reconstructions.png: large enough to read
+
+
 class SamplePictures(FixedShapes):
     """PNG grids of the fixed shapes (and photos beside their reconstructions), also to TensorBoard.
 
@@ -150,9 +153,9 @@ class SamplePictures(FixedShapes):
 
     def write(self, step):
         """Renders and saves the pictures for `step`."""
-        pictures = {"samples": render.render_grid(self.shapes(), cell_size=96)}
+        pictures = {"samples": render.render_grid(self.shapes(), cell_size=PICTURE_CELL)}
         if self.images is not None:
-            pictures["reconstructions"] = render.side_by_side(self.images, self.reconstructions(), cell_size=96)
+            pictures["reconstructions"] = render.side_by_side(self.images, self.reconstructions(), cell_size=PICTURE_CELL)
         os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
         with self.writer.as_default(step=step):
             for name, picture in pictures.items():

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
@@ -164,6 +165,8 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "samples.png", "run.json", "checkpoints/checkpoint"):
         assert (run / name).exists(), name
+    samples = np.asarray(Image.open(run / "samples.png"))
+    assert samples.shape[0] >= 4 * 128 and samples.shape[1] >= 4 * 128  # 16 shapes at 128 px or more each
     assert os.listdir(run / "logs")
     run_json = (run / "run.json").read_text()
     checkpoints = sorted(os.listdir(run / "checkpoints"))
