@@ -11,8 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import fail, parse_flags  # noqa: E402
 from keras_vaegan.config import ModelConfig, TrainConfig, check_compatible  # noqa: E402
+from vaegan_utils.cli import fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 

@@ -28,7 +28,7 @@ import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from keras_vaegan.cli import parse_flags  # noqa: E402
+from vaegan_utils.cli import parse_flags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -62,9 +62,10 @@ def plain_voxel_loop(out_path, limit):
     """The baseline: the same per-sample work as the pipeline, in one process, into one file."""
     import tensorflow as tf
 
-    from data_tools import readers, validate
-    from data_tools.resample import to_resolution
+    from data_tools import validate
     from keras_vaegan.data import encode_example
+    from vaegan_utils import readers
+    from vaegan_utils.resample import to_resolution
 
     grids = readers.read_voxel_array(CHAIRS)[:limit]
     count = 0
@@ -83,8 +84,9 @@ def plain_voxel_loop(out_path, limit):
 def plain_render_loop(paths, views, backgrounds, out_path):
     import tensorflow as tf
 
-    from data_tools import meshes, readers, validate
+    from data_tools import meshes, validate
     from keras_vaegan.data import encode_example
+    from vaegan_utils import readers
 
     count = 0
     with tf.io.TFRecordWriter(out_path) as writer:
@@ -164,7 +166,7 @@ def main(argv):
         if FLAGS.quick:
             import gzip
 
-            from data_tools import readers
+            from vaegan_utils import readers
             chairs = os.path.join(work, "chairs.npy.gz")
             with gzip.open(chairs, "wb") as file:
                 np.save(file, readers.read_voxel_array(CHAIRS)[:limit])

@@ -43,11 +43,11 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 import train  # noqa: E402  (its flags are the training settings)
-from data_tools import readers  # noqa: E402
 from keras_vaegan import ema  # noqa: E402
-from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
+from vaegan_utils import readers  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELNET = os.path.join(ROOT, "..", "shared", "data", "modelnet10-32-train.npz")

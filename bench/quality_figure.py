@@ -13,8 +13,8 @@ import sys
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from keras_vaegan.cli import fail
-from keras_vaegan.render import save_png
+from vaegan_utils.cli import fail
+from vaegan_utils.render import save_png
 
 PANEL = (420, 260)
 MARGIN = (52, 30, 16, 34)  # left, top, right, bottom

@@ -22,12 +22,6 @@ class ConfigError(ValueError):
     """A setting is out of range; the message names the setting."""
 
 
-def first_line(error, limit=None):
-    """An exception as one line for a user: its message's first line, or its type's name."""
-    text = str(error).strip()
-    return text.splitlines()[0][:limit] if text else type(error).__name__
-
-
 def _check(condition, name, message):
     if not condition:
         raise ConfigError(f"{name}: {message}")

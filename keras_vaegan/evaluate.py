@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 
 TASKS = ("ikea", "renders", "generation", "classify", "latent")
 PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes that are not empty
@@ -76,13 +76,13 @@ def say(message):
 
 
 def _load_model(need_encoder, path=None):
-    from export.model_file import ExportError, has_encoder, load_trained_model
+    from keras_vaegan.model_file import ModelFileError, has_encoder, load_trained_model
 
     path = path or FLAGS.model
     say(f"loading {path}")
     try:
         model = load_trained_model(path)
-    except ExportError as error:
+    except ModelFileError as error:
         fail(str(error))
     if need_encoder and not has_encoder(model):
         fail(f"{path}: is a 3D-GAN; this task reads photos, which needs a 3D-VAE-GAN")
@@ -107,14 +107,14 @@ class Ensemble:
 
 def _load_ensemble():
     """--model's 3D-VAE-GAN and the members of --ensemble, which must read and make the same sizes."""
-    from export.model_file import ExportError, training_checkpoints
+    from keras_vaegan.model_file import ModelFileError, training_checkpoints
 
     first = _load_model(need_encoder=True)
     ensemble = Ensemble([first])
     for path in FLAGS.ensemble:
         try:
             checkpoints = training_checkpoints(path)
-        except ExportError as error:
+        except ModelFileError as error:
             fail(f"--ensemble: {error}")
         if checkpoints is not None:
             ensemble.checkpoints.extend(checkpoints)
@@ -169,7 +169,7 @@ def _members_note(ensemble):
 
 def _members(ensemble):
     """Each model of `ensemble` in turn; checkpoints are restored into one copy of --model."""
-    from export.model_file import ExportError, restore_weights
+    from keras_vaegan.model_file import ModelFileError, restore_weights
 
     yield from ensemble.models
     if ensemble.checkpoints:
@@ -178,7 +178,7 @@ def _members(ensemble):
             say(f"restoring {prefix}")
             try:
                 restore_weights(host, prefix, f"--model {FLAGS.model}")
-            except ExportError as error:
+            except ModelFileError as error:
                 fail(f"--ensemble: {error}")
             yield host
 
@@ -199,10 +199,10 @@ def evaluate_ikea():
     """The IKEA protocol; returns (metrics, table, figures)."""
     import numpy as np
 
-    from data_tools.readers import BadFile
-    from data_tools.sources import LayoutError
-    from export.images import resize_with_pad
     from keras_vaegan.evaluation import ikea, ikea_data
+    from vaegan_utils.errors import LayoutError
+    from vaegan_utils.images import resize_with_pad
+    from vaegan_utils.readers import BadFile
 
     ensemble = _load_ensemble()
     model = ensemble.models[0]
@@ -429,8 +429,8 @@ def evaluate_latent():
     import numpy as np
     import tensorflow as tf
 
-    from export.images import ImageError, load_image
     from keras_vaegan.evaluation import figures, latent
+    from vaegan_utils.images import ImageError, load_image
 
     model = _load_model(need_encoder=bool(FLAGS.images))
     if FLAGS.images and len(FLAGS.images) not in (2, 3):
@@ -493,7 +493,7 @@ def main(argv):
         fail(f"--ensemble: only ikea and renders average several models' predictions, not {task}")
     if not 0 < FLAGS.threshold < 1:
         fail(f"--threshold: {FLAGS.threshold} is not in (0, 1)")
-    from export.folders import unwritable_reason
+    from vaegan_utils.folders import unwritable_reason
 
     problem = unwritable_reason(FLAGS.out)
     if problem:
@@ -504,7 +504,7 @@ def main(argv):
 
 def _write(metrics, table, pictures):
     from keras_vaegan.evaluation import outputs
-    from keras_vaegan.files import staged_folder
+    from vaegan_utils.files import staged_folder
 
     out = os.path.abspath(FLAGS.out)
     try:

@@ -5,7 +5,7 @@ import pytest
 
 from bench import quality
 from conftest import assert_refused, run_cli
-from data_tools import readers
+from vaegan_utils import readers
 
 MODELNET = quality.MODELNET
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from absl import flags
 
-from keras_vaegan import cli
+from vaegan_utils import cli
 
 
 def _flag_values():

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from data_tools import readers
-from data_tools.resample import pad_centred, resample, stretch, to_resolution
+from vaegan_utils import readers
+from vaegan_utils.resample import pad_centred, resample, stretch, to_resolution
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA_GRIDS = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Voxels", "*.mat")))

@@ -112,9 +112,9 @@ def bad_files(rng, count):
 READER_CHILD = r"""
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
-from data_tools import readers
-from export.images import ImageError, read_rgb
 from export.edge import EdgeModel, EdgeModelError
+from vaegan_utils import readers
+from vaegan_utils.images import ImageError, read_rgb
 READERS = {"binvox": readers.read_binvox, "off": readers.read_mesh, "obj": readers.read_mesh,
            "ply": readers.read_mesh, "stl": readers.read_mesh, "mat": readers.read_mat_voxels,
            "npy": readers.read_voxel_array, "npy.gz": readers.read_voxel_array,
@@ -314,7 +314,7 @@ def data_tools_cli():
     from absl import flags
 
     import data_tools.__main__ as data_cli
-    from keras_vaegan.cli import parse_flags
+    from vaegan_utils.cli import parse_flags
 
     if "input" not in flags.FLAGS:
         data_cli._define_flags()

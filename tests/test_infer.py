@@ -18,11 +18,11 @@ from PIL import Image
 
 from export import tflite
 from export.edge import EdgeModel
-from export.images import ImageError, load_image
-from export.mesh import occupancy_mesh, signed_volume, vertex_normals, write_ply
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.data import decode_image
 from keras_vaegan.models import build_model
+from vaegan_utils.images import ImageError, load_image
+from vaegan_utils.mesh import occupancy_mesh, signed_volume, vertex_normals, write_ply
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Images")
@@ -144,6 +144,13 @@ def test_an_empty_grid_gives_an_empty_mesh(tmp_path):
 
 
 # ---------------------------------------------------------------- the CLI
+
+
+def test_importing_the_edge_cli_loads_no_tensorflow_keras_or_keras_vaegan():
+    probe = ("import sys, export.infer\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'keras_vaegan'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.split() == ["[]"], done.stdout + done.stderr
 
 
 def test_a_real_photo_becomes_npy_mesh_and_png_without_tensorflow(edge_files, tmp_path):
