@@ -16,7 +16,7 @@ from vaegan_utils.cli import fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 
-# Flags shared by every entry point (see DESIGN.md).
+# Flags shared by every entry point (see docs/architecture.md, Conventions).
 flags.DEFINE_string("data_dir", None, "Folder of TFRecord shards (data_tools output).", flag_values=FLAGS)
 flags.DEFINE_string("model_dir", None, "Folder for checkpoints, logs, pictures and model.keras.", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "Global batch size (split over replicas).", flag_values=FLAGS)
