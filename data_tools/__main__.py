@@ -3,7 +3,7 @@
     python -m data_tools <ikea|shapenet|modelnet|files> --input=PATH --out=DIR [--resolution=32|64] ...
     python -m data_tools inspect DIR [--samples=16]
 
-(also installed as `keras-vaegan-data`). See the README's Data section for every source's layouts.
+(also installed as `keras-vaegan-data`). See docs/data.md for every source's layouts.
 """
 
 import os

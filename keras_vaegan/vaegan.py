@@ -16,7 +16,7 @@ With `num_classes` > 0 a linear class head reads E's posterior mean and
 `class_weight` times its cross-entropy against the records' class ids joins
 E's loss (an auxiliary loss: G still sees only z), pushing the code to
 separate the classes (on the IKEA renders it learned the training models'
-classes, not those of unseen models: README, The IKEA experiment).
+classes, not those of unseen models: docs/experiments/ikea.md).
 """
 
 import keras

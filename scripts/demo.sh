@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/setup_env.sh" train
 
 # 10 shapes per class: in the demo's minutes the model learns a small set far better
-# (reconstruction IoU 0.44 vs 0.32 with 40 per class, same flags; README "The demo").
+# (reconstruction IoU 0.44 vs 0.32 with 40 per class, same flags; docs/experiments/demo.md).
 DATA=data/synthetic-32-demo
 RUN=runs/demo
 if [ ! -f "$DATA/classes.txt" ]; then

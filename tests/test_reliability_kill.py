@@ -2,7 +2,7 @@
 
 Checks at every restart: it resumes from the newest complete checkpoint (which loads in full), the
 step never goes back, no temporary checkpoint file is ever what a run loads; at the end, its weights
-against an uninterrupted run's. The counts go to RELIABILITY.md.
+against an uninterrupted run's. The counts go to docs/reliability.md.
 """
 
 import glob
