@@ -49,3 +49,24 @@ def test_the_public_names_build_load_and_run_a_model(tmp_path):
     assert np.asarray(model.reconstruct(photos)).shape == (2, 32, 32, 32, 1)
     with pytest.raises(keras_vaegan.ModelFileError, match="missing.keras: no such file"):
         keras_vaegan.load_trained_model(str(tmp_path / "missing.keras"))
+
+
+# The other order: keras_vaegan first (which loads no TensorFlow), Keras after it.
+LOAD_AFTER_IMPORTING_KERAS_VAEGAN_FIRST = r"""
+import sys
+
+import keras_vaegan
+
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "import keras_vaegan loaded TensorFlow"
+import keras
+
+print(type(keras.saving.load_model(sys.argv[1], compile=False)).__name__)
+"""
+
+
+def test_keras_load_model_works_when_keras_comes_after_keras_vaegan(tmp_path):
+    path = save_tiny_model(str(tmp_path), "gan")
+    done = subprocess.run([sys.executable, "-c", LOAD_AFTER_IMPORTING_KERAS_VAEGAN_FIRST, path], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["GAN3D"]
