@@ -19,7 +19,8 @@ from vaegan_utils.render import save_png
 PANEL = (420, 260)
 MARGIN = (52, 30, 16, 34)  # left, top, right, bottom
 COLORS = ((200, 60, 40), (40, 110, 200), (40, 150, 70), (150, 80, 170), (220, 140, 20))
-PANELS = (("coverage_iou", "coverage (IoU), higher is better"), ("mmd_iou", "MMD (1 - IoU), lower is better"))
+# (metric, title, whether high is good): the legend goes to the side the curves head away from.
+PANELS = (("coverage_iou", "coverage (IoU), higher is better", True), ("mmd_iou", "MMD (1 - IoU), lower is better", False))
 
 
 def read_run(spec):
@@ -31,13 +32,13 @@ def read_run(spec):
         with open(path) as handle:
             history = json.load(handle)["history"]
         minutes = [entry["minutes"] for entry in history]
-        values = {name: [entry["split"][name] for entry in history] for name, _ in PANELS}
+        values = {name: [entry["split"][name] for entry in history] for name, _, _ in PANELS}
     except (OSError, ValueError, KeyError, TypeError) as error:
         fail(f"{path}: not a bench.quality quality.json ({error})")
     return label, minutes, values
 
 
-def draw_panel(runs, metric, title, font):
+def draw_panel(runs, metric, title, high_is_good, font):
     image = Image.new("RGB", PANEL, "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN
@@ -56,7 +57,9 @@ def draw_panel(runs, metric, title, font):
             draw.line(points, fill=color, width=2)
         for px, py in points:
             draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=color)
-        draw.text((box[0] + 6, box[1] + 4 + 12 * index), label, fill=color, font=font)
+        legend_top = box[3] - 4 - 12 * len(runs) if high_is_good else box[1] + 4
+        draw.text((box[2] - 6 - draw.textlength(label, font=font), legend_top + 12 * index), label, fill=color,
+                  font=font)
     draw.text((4, box[1]), f"{high:.3g}", fill="black", font=font)
     draw.text((4, box[3] - 10), f"{low:.3g}", fill="black", font=font)
     draw.text((box[0], box[3] + 6), "0 min", fill="black", font=font)
@@ -72,8 +75,8 @@ def main(argv):
     runs = [read_run(spec) for spec in args[2:]]
     font = ImageFont.load_default()
     picture = Image.new("RGB", (PANEL[0] * len(PANELS), PANEL[1]), "white")
-    for index, (metric, title) in enumerate(PANELS):
-        picture.paste(draw_panel(runs, metric, title, font), (index * PANEL[0], 0))
+    for index, (metric, title, high_is_good) in enumerate(PANELS):
+        picture.paste(draw_panel(runs, metric, title, high_is_good, font), (index * PANEL[0], 0))
     save_png(np.asarray(picture), args[1])
     print(f"wrote {args[1]}")
     return 0
