@@ -11,7 +11,6 @@ Files are written under a temporary name and renamed when all are done.
 """
 
 import os
-import sys
 
 import numpy as np
 from absl import flags
@@ -21,7 +20,7 @@ from export.folders import unwritable_reason
 from export.images import ImageError, load_image
 from export.mesh import occupancy_mesh, write_ply
 from keras_vaegan.files import staged_folder
-from keras_vaegan.cli import ProgressCounter, fail, parse_flags
+from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags
 from keras_vaegan.render import render_voxels, save_png, side_by_side
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -111,7 +110,7 @@ def sample(model, staging):
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("model", "out"))
+    parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
     if bool(FLAGS.image) == bool(FLAGS.sample):
         fail("give either --image (a photo or a folder) or --sample N")
     mode = "image" if FLAGS.image else "sample"
@@ -138,10 +137,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
 
 TASKS = ("ikea", "renders", "generation", "classify", "latent")
 PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes that are not empty
@@ -483,7 +483,7 @@ def evaluate_latent():
 
 
 def main(argv):
-    task = parse_flags(FLAGS, argv, required=("model", "out"), positional=1)
+    task = parse_flags(FLAGS, argv, __doc__, required=("model", "out"), positional=1)
     if not task or task[0] not in TASKS:
         fail(f"name a task first: python -m keras_vaegan.evaluate {{{'|'.join(TASKS)}}} --model ... --out ...")
     task = task[0]
@@ -517,10 +517,7 @@ def _write(metrics, table, pictures):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

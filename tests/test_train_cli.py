@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vaegan import callbacks, data, losses, training
+from keras_vaegan.cli import config_from_flags
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
 
@@ -82,8 +83,8 @@ def _configs_of(flagfile):
 
     train.FLAGS.unparse_flags()
     try:
-        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
-        return train.configs_from_flags()
+        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"], "")
+        return config_from_flags(train.FLAGS, ModelConfig), config_from_flags(train.FLAGS, TrainConfig)
     finally:
         train.FLAGS.unparse_flags()
 
