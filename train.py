@@ -9,8 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import config_from_flags, console_entry, define_config_flags, fail, parse_flags  # noqa: E402
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig  # noqa: E402
+from vaegan_utils.cli import config_from_flags, console_entry, define_config_flags, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("data_dir", None, "Folder of TFRecord shards (data_tools output).", flag_values=FLAGS)

@@ -28,7 +28,7 @@ import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from keras_vaegan.cli import parse_flags  # noqa: E402
+from vaegan_utils.cli import parse_flags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -63,8 +63,8 @@ def plain_voxel_loop(out_path, limit):
     import tensorflow as tf
 
     from data_tools import readers, validate
-    from data_tools.resample import to_resolution
     from keras_vaegan.data import encode_example
+    from vaegan_utils.resample import to_resolution
 
     grids = readers.read_voxel_array(CHAIRS)[:limit]
     count = 0

@@ -55,9 +55,9 @@ from export.xnnpack_generator import (
     tflite_op_types,
     xnnpack_friendly_generator,
 )
-from keras_vaegan.cli import fail, parse_flags
 from keras_vaegan.encoder import ImageEncoder
 from keras_vaegan.generator import Generator
+from vaegan_utils.cli import fail, parse_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("threads", 2, "Threads of TensorFlow (intra-op) and of the TFLite interpreters.")

@@ -35,10 +35,10 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from keras_vaegan import data  # noqa: E402
-from keras_vaegan.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 from keras_vaegan.config import ModelConfig, TrainConfig  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHAIRS = os.path.join(ROOT, "..", "shared", "data", "modelnet10-chair-32.npy.gz")

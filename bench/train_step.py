@@ -44,7 +44,7 @@ import time
 
 from absl import app, flags
 
-from keras_vaegan.cli import parse_flags
+from vaegan_utils.cli import parse_flags
 
 CONFIGS = {
     # name: (model_type, resolution, batch_size)

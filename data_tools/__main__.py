@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 from absl import flags  # noqa: E402
 
 from data_tools.sources import SOURCE_NAMES  # noqa: E402
-from keras_vaegan.cli import console_entry, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 COMMANDS = SOURCE_NAMES + ("inspect",)
 FLAGS = flags.FlagValues()

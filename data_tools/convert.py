@@ -15,8 +15,8 @@ import threading
 
 from data_tools import manifest, pipeline, sources
 from data_tools.sources.common import background_files
-from keras_vaegan.config import first_line
 from keras_vaegan.data import SCHEMA_VERSION
+from vaegan_utils.errors import first_line
 
 
 class ConvertError(ValueError):
@@ -74,7 +74,7 @@ def _read_sidecars(staging, keys):
 
 
 def _watch_progress(staging, total, stream, stop):
-    from keras_vaegan.cli import ProgressCounter
+    from vaegan_utils.cli import ProgressCounter
 
     counter = ProgressCounter("convert", "samples", stream=stream)
     while not stop.wait(1.0):

@@ -41,11 +41,11 @@ from absl import flags
 
 from data_tools import shapes
 from data_tools.photos import render_photo
-from data_tools.resample import resample, stretch
 from data_tools.sources import stable_hash
-from keras_vaegan import render
-from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags
-from keras_vaegan.files import write_bytes_atomically
+from vaegan_utils import render
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
+from vaegan_utils.files import write_bytes_atomically
+from vaegan_utils.resample import resample, stretch
 
 HELDOUT_FILE = "heldout_models.txt"
 SPLITS = ("train", "heldout")

@@ -96,7 +96,7 @@ def _verify_shard(path, resolution, expected, reservoir):
 
 
 def _contact_sheet(picked, out_path):
-    from keras_vaegan import render
+    from vaegan_utils import render
 
     if all(image for _, image in picked):
         photos = [_decode_image(image, out_path) for _, image in picked]

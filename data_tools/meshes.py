@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from keras_vaegan import render
+from vaegan_utils import render
 
 UP_AXES = ("y", "z")
 # Moves faces that lie exactly on a voxel boundary (such as the bounding box's
@@ -213,7 +213,7 @@ def _silenced_output():
 def _camera(azimuth, elevation, distance):
     """Unit vectors towards the camera and to screen right, and the eye position.
 
-    Azimuth 0 looks at the front (from -y), as keras_vaegan.render does.
+    Azimuth 0 looks at the front (from -y), as vaegan_utils.render does.
     """
     az, el = np.radians(azimuth), np.radians(elevation)
     toward = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from keras_vaegan import render
+from vaegan_utils import render
 
 FURNITURE_COLORS = (
     (160, 120, 70), (110, 75, 45), (215, 185, 140), (235, 235, 228), (45, 45, 48),

@@ -18,9 +18,9 @@ import shlex
 import time
 
 from data_tools import sources, validate
-from data_tools.resample import to_resolution
-from keras_vaegan.config import first_line
-from keras_vaegan.files import write_atomically
+from vaegan_utils.errors import first_line
+from vaegan_utils.files import write_atomically
+from vaegan_utils.resample import to_resolution
 
 SPLITS = ("train", "val", "test")
 RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageOps
 
-from keras_vaegan.files import write_bytes_atomically
+from vaegan_utils.files import write_bytes_atomically
 
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24

@@ -5,7 +5,7 @@ inscribed in a box ("round" parts), with random proportions in metres. The
 parts are scaled so the longest side spans the grid less one voxel on each
 side, centred horizontally and standing on the floor. Grids are indexed
 [x, y, z]: z (axis 2) up with index 0 the floor, the front facing -y (the
-layout of keras_vaegan.render and of the ModelNet voxels in ../shared/data).
+layout of vaegan_utils.render and of the ModelNet voxels in ../shared/data).
 """
 
 import numpy as np

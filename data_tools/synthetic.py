@@ -16,9 +16,9 @@ from absl import flags
 
 from data_tools.photos import render_photo
 from data_tools.shapes import CLASSES, make_shape
-from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags
-from keras_vaegan.files import write_bytes_atomically
-from keras_vaegan import render
+from vaegan_utils import render
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
+from vaegan_utils.files import write_bytes_atomically
 
 PREVIEW_PER_CLASS = 4
 

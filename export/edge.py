@@ -10,7 +10,7 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from keras_vaegan.config import first_line
+from vaegan_utils.errors import first_line
 
 KINDS = {  # (input names, sorted output names) -> kind
     (("z",), ("occupancy",)): "generator",

@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from export import inputs, report, saved_model, tflite
 from export.edge import EdgeModel, float_ops, op_table
-from export.folders import unwritable_reason
 from export.model_file import ExportError, has_encoder, load_trained_model
 from export.xnnpack_generator import runs_entirely_on_xnnpack
+from vaegan_utils.folders import unwritable_reason
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SAVED_MODEL_DIR = "saved_model"

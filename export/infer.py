@@ -16,12 +16,12 @@ import numpy as np
 from absl import flags
 
 from export.edge import EdgeModel, EdgeModelError
-from export.folders import unwritable_reason
-from export.images import ImageError, load_image
-from export.mesh import occupancy_mesh, write_ply
-from keras_vaegan.files import staged_folder
-from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags
-from keras_vaegan.render import render_voxels, save_png, side_by_side
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
+from vaegan_utils.files import staged_folder
+from vaegan_utils.folders import unwritable_reason
+from vaegan_utils.images import ImageError, load_image
+from vaegan_utils.mesh import occupancy_mesh, write_ply
+from vaegan_utils.render import render_voxels, save_png, side_by_side
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

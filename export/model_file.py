@@ -5,9 +5,9 @@ import zipfile
 
 import keras
 
-from keras_vaegan.config import first_line
 from keras_vaegan.gan import GAN3D
 from keras_vaegan.vaegan import VAEGAN3D
+from vaegan_utils.errors import first_line
 
 
 class ExportError(ValueError):

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "A .keras file of the run (its model.keras): the architecture the checkpoints "

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vaegan import mesh_summaries, render
+from keras_vaegan import mesh_summaries
+from vaegan_utils import render
 
 # The trackers already average since the last checkpoint: shown as they are.
 METRIC_NAMES = ("d_loss", "g_loss", "d_acc", "d_updated", "kl_loss", "recon_loss")

@@ -20,12 +20,6 @@ class ConfigError(ValueError):
     """A setting is out of range; the message names the setting."""
 
 
-def first_line(error, limit=None):
-    """An exception as one line for a user: its message's first line, or its type's name."""
-    text = str(error).strip()
-    return text.splitlines()[0][:limit] if text else type(error).__name__
-
-
 def setting(default, help, choices=None):
     """A config field with the help text (and allowed values) of its command-line flag, so that its default,
     meaning and choices live in one place; every command defines its flags from these."""

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import console_entry, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_enum("from", None, ["torch7", "pytorch"], "Source of the weights: the authors' Torch7 .t7 files "

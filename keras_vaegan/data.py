@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vaegan.augment import augment_photo
-from keras_vaegan.config import first_line
+from vaegan_utils.errors import first_line
 
 SCHEMA_VERSION = 1
 RECORD_PATTERNS = ("*.tfrecord", "*.tfrecord-*", "*.tfrecords")

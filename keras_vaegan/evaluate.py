@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
 
 TASKS = ("ikea", "renders", "generation", "classify", "latent")
 PRIOR_DRAWS = 32  # latent: the strips use the first three of these prior shapes that are not empty
@@ -201,8 +201,8 @@ def evaluate_ikea():
 
     from data_tools.readers import BadFile
     from data_tools.sources import LayoutError
-    from export.images import resize_with_pad
     from keras_vaegan.evaluation import ikea, ikea_data
+    from vaegan_utils.images import resize_with_pad
 
     ensemble = _load_ensemble()
     model = ensemble.models[0]
@@ -429,8 +429,8 @@ def evaluate_latent():
     import numpy as np
     import tensorflow as tf
 
-    from export.images import ImageError, load_image
     from keras_vaegan.evaluation import figures, latent
+    from vaegan_utils.images import ImageError, load_image
 
     model = _load_model(need_encoder=bool(FLAGS.images))
     if FLAGS.images and len(FLAGS.images) not in (2, 3):
@@ -493,7 +493,7 @@ def main(argv):
         fail(f"--ensemble: only ikea and renders average several models' predictions, not {task}")
     if not 0 < FLAGS.threshold < 1:
         fail(f"--threshold: {FLAGS.threshold} is not in (0, 1)")
-    from export.folders import unwritable_reason
+    from vaegan_utils.folders import unwritable_reason
 
     problem = unwritable_reason(FLAGS.out)
     if problem:
@@ -504,7 +504,7 @@ def main(argv):
 
 def _write(metrics, table, pictures):
     from keras_vaegan.evaluation import outputs
-    from keras_vaegan.files import staged_folder
+    from vaegan_utils.files import staged_folder
 
     out = os.path.abspath(FLAGS.out)
     try:

@@ -2,7 +2,7 @@
 
 A scene lays its cells out like the PNG grids, `columns` to a row and rows going down,
 facing TensorBoard's first camera (which looks at the front), each on a grey tile: shapes as
-marching-cubes surfaces (`export.mesh.occupancy_mesh`, the one mesh implementation of
+marching-cubes surfaces (`vaegan_utils.mesh.occupancy_mesh`, the one mesh implementation of
 the project) and photos as upright boards of coloured pixels facing the viewer, so a
 3D-VAE-GAN's photos stand beside their reconstructions. An empty grid leaves its
 tile bare. Grids are [x, y, z] with z up; TensorBoard's viewer has y up, so scenes
@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from tensorboard.plugins.mesh import summary_v2 as mesh_summary
 
-from export.mesh import occupancy_mesh
+from vaegan_utils.mesh import occupancy_mesh
 
 SHAPE_COLOR = (150, 90, 210)
 TILE_COLOR = (200, 200, 200)

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.cli import console_entry, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "The .keras file written by training.", flag_values=FLAGS)
@@ -45,9 +45,9 @@ def _photos(model):
     """(photos at the encoder's input size, None) or (None, why there are none); a bad file ends the run."""
     import numpy as np
 
-    from export.images import ImageError, load_image
     from export.model_file import has_encoder
     from keras_vaegan import data
+    from vaegan_utils.images import ImageError, load_image
 
     if not FLAGS.data_dir and not FLAGS.images:
         return None, "no photos given (--data_dir or --images): reconstructions skipped"

@@ -3,7 +3,7 @@
 The page embeds everything it shows (meshes as base64 arrays, photos and curves as
 PNG data URLs) and draws with plain WebGL from `report_viewer.html`, so it opens
 from the file system without network access. Each shape is also written as a PLY
-file under `meshes/`, through `export.mesh` (the project's one marching cubes).
+file under `meshes/`, through `vaegan_utils.mesh` (the project's one marching cubes).
 """
 
 import base64
@@ -15,9 +15,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from export.mesh import occupancy_mesh, write_ply
-from keras_vaegan import render
-from keras_vaegan.files import write_bytes_atomically
+from vaegan_utils import render
+from vaegan_utils.files import write_bytes_atomically
+from vaegan_utils.mesh import occupancy_mesh, write_ply
 
 PAGE_NAME = "index.html"
 CURVES_NAME = "curves.png"

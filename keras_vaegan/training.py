@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vaegan import callbacks, data, distribute, run_lock
-from keras_vaegan.config import ConfigError, first_line
-from keras_vaegan.files import write_bytes_atomically
+from keras_vaegan.config import ConfigError
 from keras_vaegan.models import build_model, set_precision
+from vaegan_utils.errors import first_line
+from vaegan_utils.files import write_bytes_atomically
 
 RUN_FILE = "run.json"
 FINAL_MODEL = "model.keras"

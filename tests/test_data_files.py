@@ -11,9 +11,9 @@ import pytest
 from conftest import by_source_id
 from data_tools import readers
 from data_tools.convert import ConvertError, convert
-from data_tools.resample import resample
 from data_tools.sources import Settings
 from keras_vaegan import data
+from vaegan_utils.resample import resample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")

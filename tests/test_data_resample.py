@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_tools import readers
-from data_tools.resample import pad_centred, resample, stretch, to_resolution
+from vaegan_utils.resample import pad_centred, resample, stretch, to_resolution
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA_GRIDS = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Voxels", "*.mat")))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vaegan import render
 from keras_vaegan.evaluation import generation
+from vaegan_utils import render
 from keras_vaegan.evaluation.shape_distance import (
     EMPTY_CHAMFER,
     chamfer_distance,

@@ -124,9 +124,9 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
 def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path):
     import numpy as np
 
-    from export.images import resize_with_pad
     from export.model_file import load_trained_model
     from keras_vaegan.evaluation import ikea
+    from vaegan_utils.images import resize_with_pad
 
     other = load_trained_model(models["vaegan"])
     last = other.generator.blocks[-1].conv
@@ -173,9 +173,9 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path)
 def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path):
     import numpy as np
 
-    from export.images import resize_with_pad
     from export.model_file import load_trained_model
     from keras_vaegan.evaluation import ikea
+    from vaegan_utils.images import resize_with_pad
 
     model_path = os.path.join(trained_vaegan_run, "model.keras")
     checkpoints = os.path.join(trained_vaegan_run, "checkpoints")

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keras_vaegan.files import write_atomically, write_bytes_atomically
+from vaegan_utils.files import write_atomically, write_bytes_atomically
 
 
 def test_write_bytes_replaces_the_file(tmp_path):

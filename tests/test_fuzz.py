@@ -113,8 +113,8 @@ READER_CHILD = r"""
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
 from data_tools import readers
-from export.images import ImageError, read_rgb
 from export.edge import EdgeModel, EdgeModelError
+from vaegan_utils.images import ImageError, read_rgb
 READERS = {"binvox": readers.read_binvox, "off": readers.read_mesh, "obj": readers.read_mesh,
            "ply": readers.read_mesh, "stl": readers.read_mesh, "mat": readers.read_mat_voxels,
            "npy": readers.read_voxel_array, "npy.gz": readers.read_voxel_array,

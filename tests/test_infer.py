@@ -18,11 +18,11 @@ from PIL import Image
 
 from export import tflite
 from export.edge import EdgeModel
-from export.images import ImageError, load_image
-from export.mesh import occupancy_mesh, signed_volume, vertex_normals, write_ply
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.data import decode_image
 from keras_vaegan.models import build_model
+from vaegan_utils.images import ImageError, load_image
+from vaegan_utils.mesh import occupancy_mesh, signed_volume, vertex_normals, write_ply
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Images")

@@ -15,9 +15,9 @@ from tensorboard.util import tensor_util
 
 from conftest import box_voxels
 from data_tools.synthetic import write_synthetic_dataset
-from export.mesh import occupancy_mesh, signed_volume
 from keras_vaegan import callbacks, mesh_summaries, training
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig
+from vaegan_utils.mesh import occupancy_mesh, signed_volume
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERTEX = plugin_data_pb2.MeshPluginData.VERTEX

@@ -1,4 +1,4 @@
-"""Tests of keras_vaegan.render: voxel pictures, grids of them and PNG files."""
+"""Tests of vaegan_utils.render: voxel pictures, grids of them and PNG files."""
 
 import gzip
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vaegan import render
+from vaegan_utils import render
 
 CHAIRS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "modelnet10-chair-32.npy.gz")
 WHITE = (255, 255, 255)

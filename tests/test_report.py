@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import box_voxels, save_tiny_model
-from export.mesh import occupancy_mesh, signed_volume
 from keras_vaegan import curves, report_page
 from keras_vaegan.data import encode_example
+from vaegan_utils.mesh import occupancy_mesh, signed_volume
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample", "Images")

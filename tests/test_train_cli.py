@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from keras_vaegan import callbacks, data, losses, training
-from keras_vaegan.cli import config_from_flags
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
+from vaegan_utils.cli import config_from_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)

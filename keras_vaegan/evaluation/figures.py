@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from keras_vaegan.render import photo_cell, render_voxels, tile_cells
+from vaegan_utils.render import photo_cell, render_voxels, tile_cells
 
 CELL = 40
 TEXT = (30, 30, 30)

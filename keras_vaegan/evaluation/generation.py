@@ -22,8 +22,8 @@ distances d (see shape_distance: 1 - IoU, and Chamfer on surface points):
 
 import numpy as np
 
-from keras_vaegan import render
 from keras_vaegan.evaluation.shape_distance import chamfer_distances, iou_distances, occupancy
+from vaegan_utils import render
 
 TIE_TOLERANCE = 1e-12
 MEANINGS = {

@@ -6,7 +6,7 @@ import numpy as np
 
 from data_tools.readers import BadFile
 from data_tools.sources import ikea as ikea_source
-from export.images import ImageError, read_rgb
+from vaegan_utils.images import ImageError, read_rgb
 
 
 @dataclasses.dataclass

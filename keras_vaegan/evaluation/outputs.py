@@ -3,8 +3,8 @@
 import json
 import os
 
-from keras_vaegan.files import write_bytes_atomically
-from keras_vaegan.render import save_png
+from vaegan_utils.files import write_bytes_atomically
+from vaegan_utils.render import save_png
 
 METRICS = "metrics.json"
 TABLE = "table.md"

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vaegan import data
-from keras_vaegan.config import first_line
+from vaegan_utils.errors import first_line
 
 
 @dataclasses.dataclass
@@ -76,7 +76,7 @@ def load_shapes(folder, resolution):
     can say so. Raises data.DataError naming the file for unreadable records or
     mixed resolutions.
     """
-    from data_tools.resample import resample
+    from vaegan_utils.resample import resample
 
     def convert(record):
         size = int(record["resolution"])
@@ -96,7 +96,7 @@ def load_renders(folder, resolution, image_size, limit=0, seed=0):
     Raises data.DataError naming the file and record that has no picture, one
     that does not decode, or voxels that cannot be read.
     """
-    from data_tools.resample import resample
+    from vaegan_utils.resample import resample
 
     def convert(record):
         image = record["image"].numpy()

@@ -13,7 +13,7 @@ and framed on the object, as in a photo.
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from keras_vaegan.files import write_atomically
+from vaegan_utils.files import write_atomically
 
 DEFAULT_COLOR = (96, 140, 200)
 SEPARATOR = (200, 200, 200)

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from keras_vaegan.config import first_line
+from vaegan_utils.errors import first_line
 
 MIN_EDGE = 16
 MAX_PIXELS = 50_000_000

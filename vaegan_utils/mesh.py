@@ -9,7 +9,7 @@ and the normals point outwards.
 import numpy as np
 from skimage.measure import marching_cubes
 
-from keras_vaegan.files import write_bytes_atomically
+from vaegan_utils.files import write_bytes_atomically
 
 
 def occupancy_mesh(grid, level=0.5):

@@ -1,0 +1,7 @@
+"""Exceptions as the one line a user reads."""
+
+
+def first_line(error, limit=None):
+    """An exception as one line for a user: its message's first line, or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
