@@ -51,6 +51,18 @@ def run_cli(main, flag_values, argv, capsys):
     return code, capsys.readouterr()
 
 
+def in_process(main, flag_values, capsys):
+    """A function that runs a CLI's main in this process on (args...) as its console entry would, and returns
+    what `run_module` returns (a CompletedProcess: returncode, stdout, stderr)."""
+
+    def run(*args):
+        argv = ["command", *map(str, args)]
+        code, captured = run_cli(main, flag_values, argv, capsys)
+        return subprocess.CompletedProcess(argv, code or 0, captured.out, captured.err)
+
+    return run
+
+
 def assert_refused(code, captured, argv):
     """Asserts exit code 2 and exactly one `error:` line without a traceback; returns that line."""
     lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]

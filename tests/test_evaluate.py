@@ -1,4 +1,6 @@
-"""python -m keras_vaegan.evaluate: every task end to end on the real files in ../shared/data, and bad inputs."""
+"""python -m keras_vaegan.evaluate: every task end to end on the real files in ../shared/data, and bad inputs.
+
+The command runs in this process (`in_process`); test_commands.py runs it as a program."""
 
 import json
 import os
@@ -7,7 +9,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from conftest import run_module, save_tiny_model, the_error
+from conftest import in_process, save_tiny_model, the_error
 from data_tools.readers import read_voxel_array
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
@@ -17,8 +19,13 @@ IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
 CHAIRS = os.path.join(ROOT, "..", "shared", "data", "modelnet10-chair-32.npy.gz")
 
 
-def evaluate(*args):
-    return run_module("keras_vaegan.evaluate", *args)
+@pytest.fixture
+def evaluate(capsys, monkeypatch):
+    """Runs the evaluate command on (args...) from the repository folder; a CompletedProcess."""
+    from keras_vaegan import evaluate as command
+
+    monkeypatch.chdir(ROOT)
+    return in_process(command.main, command.FLAGS, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +58,7 @@ def ikea_shapes(tmp_path_factory):
     return root
 
 
-def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, tmp_path):
+def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, tmp_path, evaluate):
     result = evaluate("ikea", f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path}",
                       "--best_transform", "--batch_size=16")
     assert result.returncode == 0, result.stderr
@@ -71,7 +78,7 @@ def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, t
     assert (tmp_path / "ikea_examples.png").stat().st_size > 1000
 
 
-def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path):
+def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path, evaluate):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)
     model = (root / "Lists" / "ModelID.txt").read_text().split()[0]
@@ -85,7 +92,7 @@ def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_pat
     assert result.stderr.count("evaluate: skipped ") == lost + 1
 
 
-def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path):
+def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path, evaluate):
     models_of_photos = (open(os.path.join(IKEA, "Lists", "ModelID.txt")).read().split())
     heldout = tmp_path / "heldout_models.txt"
     heldout.write_text(f"model{int(models_of_photos[0]):04d}\nmodel0001\n")
@@ -102,7 +109,7 @@ def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path):
     assert "1 ids are not models of" in error and "model9999" in error
 
 
-def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
+def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path, evaluate):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)
     lists = root / "Lists"
@@ -121,7 +128,7 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path):
+def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path, evaluate):
     import numpy as np
 
     from export.model_file import load_trained_model
@@ -153,7 +160,7 @@ def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_pa
                                           abs=1e-4)
 
 
-def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path):
+def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path, evaluate):
     from keras_vaegan.config import ModelConfig, TrainConfig
     from keras_vaegan.models import build_model
 
@@ -170,7 +177,7 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path)
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path):
+def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path, evaluate):
     import numpy as np
 
     from export.model_file import load_trained_model
@@ -200,7 +207,8 @@ def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trai
                                           abs=1e-4)
 
 
-def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path):
+def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path,
+                                                                         evaluate):
     from export.model_file import load_trained_model
 
     tf.train.Checkpoint(model=load_trained_model(models["gan"])).write(str(tmp_path / "gan" / "ckpt-1"))
@@ -239,7 +247,7 @@ def heldout_renders(tmp_path_factory):
     return out
 
 
-def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models, heldout_renders, tmp_path):
+def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models, heldout_renders, tmp_path, evaluate):
     result = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}", f"--out={tmp_path}",
                       "--max_records=20", "--batch_size=16")
     assert result.returncode == 0, result.stderr
@@ -265,7 +273,8 @@ def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models,
     assert [row["ap"] for row in rows] == [row["ap"] for row in metrics["per_record"]], twice.stderr
 
 
-def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path):
+def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path,
+                                                                evaluate):
     error = the_error(evaluate("renders", f"--model={models['vaegan']}", f"--data={ikea_shapes / 'train'}",
                                f"--out={tmp_path / 'o'}"))
     assert error.startswith(f"error: --data: {ikea_shapes / 'train' / 'train.tfrecord'}: record 0")
@@ -288,7 +297,7 @@ def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shap
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path):
+def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path, evaluate):
     result = evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert "holds 20^3 shapes and the model makes 32^3: the shapes are resampled" in result.stderr
@@ -301,7 +310,7 @@ def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(mode
     assert (tmp_path / "confusion.png").stat().st_size > 500
 
 
-def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path):
+def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path, evaluate):
     error = the_error(evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}",
                                "--test_split=one_class", f"--out={tmp_path / 'o'}"))
     assert error.startswith("error: --test_split:") and "1 class(es) (chair)" in error
@@ -324,7 +333,7 @@ def chair_records(tmp_path_factory):
     return root
 
 
-def test_generation_scores_samples_and_the_training_set_reference(models, chair_records, tmp_path):
+def test_generation_scores_samples_and_the_training_set_reference(models, chair_records, tmp_path, evaluate):
     result = evaluate("generation", f"--model={models['gan']}", f"--data={chair_records / 'held_out'}",
                       f"--train_data={chair_records / 'train'}", "--samples=8", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -340,7 +349,7 @@ def test_generation_scores_samples_and_the_training_set_reference(models, chair_
     assert error.startswith("error: --data:") and "not a directory" in error
 
 
-def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
+def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, evaluate):
     result = evaluate("latent", f"--model={models['gan']}", f"--out={tmp_path / 'z'}", "--steps=4", "--units=2",
                       "--unit_shapes=2")
     assert result.returncode == 0, result.stderr
@@ -369,11 +378,11 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
     (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),
 ])
-def test_bad_flags_are_one_line_and_exit_2(args, fragment):
+def test_bad_flags_are_one_line_and_exit_2(args, fragment, evaluate):
     assert fragment in the_error(evaluate(*args))
 
 
-def test_bad_photos_for_latent_are_one_line(models, tmp_path):
+def test_bad_photos_for_latent_are_one_line(models, tmp_path, evaluate):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a picture")
     error = the_error(evaluate("latent", f"--model={models['vaegan']}", f"--out={tmp_path / 'o'}",

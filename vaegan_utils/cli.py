@@ -96,7 +96,7 @@ def help_text(flag_values, usage, required=()):
             default = "default: none"
         else:
             default = f"default: {flag.default_as_str.strip(chr(39))}"
-        lines.append(textwrap.fill(f"{name}  {meaning} ({default})", 100, initial_indent="  ",
+        lines.append(textwrap.fill(f"{name}  {meaning} ({default})", 100, initial_indent="  ", break_on_hyphens=False,
                                    subsequent_indent="      "))
     lines.append(textwrap.fill("--flagfile=FILE  Reads more flags from FILE, one --name=value a line.", 100,
                                initial_indent="  ", subsequent_indent="      "))
@@ -105,7 +105,7 @@ def help_text(flag_values, usage, required=()):
 
 def define_config_flags(flag_values, config_class):
     """One flag per field of the dataclass `config_class`, named like the field, with the field's default,
-    its `metadata["help"]` and, when given, its `metadata["choices"]`."""
+    its `metadata["help"]` and, when given, its `metadata["choices"]`; a tuple field is a comma-separated list."""
     for field in dataclasses.fields(config_class):
         help_ = field.metadata.get("help")
         if not help_:
@@ -123,6 +123,8 @@ def define_config_flags(flag_values, config_class):
             flags.DEFINE_float(field.name, field.default, help_, flag_values=flag_values)
         elif kind is str:
             flags.DEFINE_string(field.name, field.default, help_, flag_values=flag_values)
+        elif kind is tuple:
+            flags.DEFINE_list(field.name, list(field.default), help_, flag_values=flag_values)
         else:
             raise TypeError(f"{config_class.__name__}.{field.name}: no flag type for {field.type!r}")
 
@@ -136,7 +138,7 @@ def config_from_flags(flag_values, config_class):
 
 def _field_type(field):
     """A field's type as a class, whether annotated with the class or its name."""
-    names = {kind.__name__: kind for kind in (bool, int, float, str)}
+    names = {kind.__name__: kind for kind in (bool, int, float, str, tuple)}
     return names.get(field.type, field.type) if isinstance(field.type, str) else field.type
 
 
