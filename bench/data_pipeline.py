@@ -62,8 +62,9 @@ def plain_voxel_loop(out_path, limit):
     """The baseline: the same per-sample work as the pipeline, in one process, into one file."""
     import tensorflow as tf
 
-    from data_tools import readers, validate
+    from data_tools import validate
     from keras_vaegan.data import encode_example
+    from vaegan_utils import readers
     from vaegan_utils.resample import to_resolution
 
     grids = readers.read_voxel_array(CHAIRS)[:limit]
@@ -83,8 +84,9 @@ def plain_voxel_loop(out_path, limit):
 def plain_render_loop(paths, views, backgrounds, out_path):
     import tensorflow as tf
 
-    from data_tools import meshes, readers, validate
+    from data_tools import meshes, validate
     from keras_vaegan.data import encode_example
+    from vaegan_utils import readers
 
     count = 0
     with tf.io.TFRecordWriter(out_path) as writer:
@@ -164,7 +166,7 @@ def main(argv):
         if FLAGS.quick:
             import gzip
 
-            from data_tools import readers
+            from vaegan_utils import readers
             chairs = os.path.join(work, "chairs.npy.gz")
             with gzip.open(chairs, "wb") as file:
                 np.save(file, readers.read_voxel_array(CHAIRS)[:limit])

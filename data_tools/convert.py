@@ -16,7 +16,7 @@ import threading
 from data_tools import manifest, pipeline, sources
 from data_tools.sources.common import background_files
 from keras_vaegan.data import SCHEMA_VERSION
-from vaegan_utils.errors import first_line
+from vaegan_utils.errors import LayoutError, first_line
 
 
 class ConvertError(ValueError):
@@ -183,7 +183,7 @@ def convert(settings, runner_options=("DirectRunner", 2, "multi_processing", "")
                            f"pass --overwrite to replace it (--out)")
     try:
         layout, tasks = source.list_tasks(settings)
-    except sources.LayoutError as error:
+    except LayoutError as error:
         raise ConvertError(str(error)) from None
     duplicates = [sid for sid, n in collections.Counter(t.source_id for t in tasks).items() if n > 1]
     if duplicates:

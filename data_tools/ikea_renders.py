@@ -91,7 +91,7 @@ def load_backdrops(folder=""):
 
         photos = [getattr(skimage.data, name)() for name in SKIMAGE_PHOTOS]
         return [_small(np.repeat(p[..., None], 3, -1) if p.ndim == 2 else p[..., :3]) for p in photos]
-    from data_tools.readers import BadFile, read_image
+    from vaegan_utils.readers import BadFile, read_image
 
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(PHOTO_EXTENSIONS))[:MAX_BACKDROPS]
     backdrops = []
@@ -107,11 +107,11 @@ def load_backdrops(folder=""):
 
 def _library(input_path):
     """{model_id: (class name, bool grid [x, y, z])} of the IKEA dataset at `input_path`."""
-    from data_tools.sources import ikea
+    from vaegan_utils import ikea_layout
 
-    _, tasks = ikea.find_photos(input_path)
-    return {model_id: (class_name, ikea.read_model(path))
-            for model_id, (class_name, path) in sorted(ikea.model_library(input_path, tasks).items())}
+    _, photos = ikea_layout.find_photos(input_path)
+    return {model_id: (class_name, ikea_layout.read_model(path))
+            for model_id, (class_name, path) in sorted(ikea_layout.model_library(input_path, photos).items())}
 
 
 def _jobs(library, heldout, synthetic_per_class, views_per_model, resolution, seed, split="train",
@@ -283,8 +283,8 @@ def _camera_distances(values):
 def main(argv):
     parse_flags(FLAGS, argv, __doc__, required=("input", "out"))
     camera_distances = _check_flags()
-    from data_tools.readers import BadFile
-    from data_tools.sources import LayoutError
+    from vaegan_utils.errors import LayoutError
+    from vaegan_utils.readers import BadFile
 
     try:
         count, heldout = write_ikea_renders(

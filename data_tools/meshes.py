@@ -245,7 +245,7 @@ def _shaded_mesh(corners, color, toward, right):
 
 def _background(path, rng, size):
     """A random square crop (half to all of the shorter side) of an image, resized to size^2, float."""
-    from data_tools.readers import read_image
+    from vaegan_utils.readers import read_image
 
     image = read_image(path)
     height, width = image.shape[:2]

@@ -30,9 +30,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the prior z of the parity batch and cal
 
 def main(argv):
     parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
-    from export.exporter import export_model, parse_formats
-    from export.model_file import ExportError
+    from export.exporter import ExportError, export_model, parse_formats
     from keras_vaegan.data import DataError
+    from keras_vaegan.model_file import ModelFileError
 
     try:
         formats = parse_formats(FLAGS.formats)
@@ -41,7 +41,7 @@ def main(argv):
             calibration_samples=FLAGS.calibration_samples, parity_samples=FLAGS.parity_samples, seed=FLAGS.seed,
             progress=ProgressCounter("export", "files"),
         )
-    except (ExportError, DataError) as error:
+    except (ExportError, ModelFileError, DataError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"{error.filename or FLAGS.out}: {error.strerror or error}")

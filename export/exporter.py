@@ -15,12 +15,16 @@ import tensorflow as tf
 
 from export import inputs, report, saved_model, tflite
 from export.edge import EdgeModel, float_ops, op_table
-from export.model_file import ExportError, has_encoder, load_trained_model
 from export.xnnpack_generator import runs_entirely_on_xnnpack
+from keras_vaegan.model_file import has_encoder, load_trained_model
 from vaegan_utils.folders import unwritable_reason
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SAVED_MODEL_DIR = "saved_model"
+
+
+class ExportError(ValueError):
+    """An input of the export cannot be used; the message names the file or flag."""
 
 
 def parse_formats(text):
@@ -211,7 +215,8 @@ def export_model(model_path, out, formats, data_dir=None, calibration_samples=10
                  progress=None):
     """Writes the requested formats of the model at `model_path` and their report into `out`; returns the report.
 
-    Raises ExportError (or keras_vaegan.data.DataError for unusable records) before anything is written
+    Raises ExportError, keras_vaegan.model_file.ModelFileError (an unusable model file) or
+    keras_vaegan.data.DataError (unusable records) before anything is written
     to `out`; on any failure the staging folder is removed. `progress(done, total)` follows the files.
     """
     check_out(out)

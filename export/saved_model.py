@@ -16,8 +16,8 @@ layers for a linear classifier. `serving_default` is `generate`.
 import keras
 import tensorflow as tf
 
-from export.model_file import has_encoder
 from keras_vaegan.data import decode_image
+from keras_vaegan.model_file import has_encoder
 
 
 def latent_spec(model):

@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.model_file import has_encoder
 from export.xnnpack_generator import tflite_from_saved_model, xnnpack_friendly_generator
+from keras_vaegan.model_file import has_encoder
 
 QUANTIZATIONS = {"tflite_fp32": "float32", "tflite_fp16": "float16", "tflite_int8": "int8"}
 SUFFIXES = {"tflite_fp32": "fp32", "tflite_fp16": "fp16", "tflite_int8": "int8"}

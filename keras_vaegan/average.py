@@ -27,13 +27,13 @@ flags.DEFINE_string("out", None, "The .keras file to write (replaced whole if it
 
 def _checkpoints():
     """--checkpoints expanded to prefixes, the --last newest of them."""
-    from export.model_file import ExportError, training_checkpoints
+    from keras_vaegan.model_file import ModelFileError, training_checkpoints
 
     prefixes = []
     for path in FLAGS.checkpoints:
         try:
             found = training_checkpoints(path)
-        except ExportError as error:
+        except ModelFileError as error:
             fail(f"--checkpoints: {error}")
         if found is None:
             fail(f"--checkpoints: {path}: not a training checkpoint (no {path}.index) or a folder of them")
@@ -55,7 +55,7 @@ def main(argv):
     if os.path.abspath(out) == os.path.abspath(FLAGS.model):
         fail(f"--out: {out} is --model; write the average beside it")
     prefixes = _checkpoints()
-    from export.model_file import ExportError, load_trained_model
+    from keras_vaegan.model_file import ModelFileError, load_trained_model
     from keras_vaegan.training import save_model_atomically
     from keras_vaegan.weights.averaging import average_checkpoints
 
@@ -63,7 +63,7 @@ def main(argv):
         model = load_trained_model(FLAGS.model)
         average_checkpoints(model, prefixes, f"--model {FLAGS.model}", ProgressCounter("averaging", "checkpoints"))
         save_model_atomically(model, out)
-    except ExportError as error:
+    except ModelFileError as error:
         fail(str(error))
     except OSError as error:
         fail(f"{error.filename or out}: {error.strerror or error}")

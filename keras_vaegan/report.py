@@ -45,8 +45,8 @@ def _photos(model):
     """(photos at the encoder's input size, None) or (None, why there are none); a bad file ends the run."""
     import numpy as np
 
-    from export.model_file import has_encoder
     from keras_vaegan import data
+    from keras_vaegan.model_file import has_encoder
     from vaegan_utils.images import ImageError, load_image
 
     if not FLAGS.data_dir and not FLAGS.images:
@@ -77,13 +77,13 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from export.model_file import ExportError, has_encoder, load_trained_model
     from keras_vaegan import curves, report_page
+    from keras_vaegan.model_file import ModelFileError, has_encoder, load_trained_model
 
     print(f"report: loading {FLAGS.model}", file=sys.stderr)
     try:
         model = load_trained_model(FLAGS.model)
-    except ExportError as error:
+    except ModelFileError as error:
         fail(str(error))
     notes = {}
     photos, notes["reconstructions"] = _photos(model)

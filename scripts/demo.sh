@@ -5,7 +5,7 @@
 # and read a real IKEA photo with the TFLite file alone (no TensorFlow in that process).
 # Rerunning resumes an unfinished run and skips every finished step.
 set -euo pipefail
-source "$(dirname "$0")/setup_env.sh"
+source "$(dirname "$0")/setup_env.sh" train
 
 # 10 shapes per class: in the demo's minutes the model learns a small set far better
 # (reconstruction IoU 0.44 vs 0.32 with 40 per class, same flags; README "The demo").

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Shared set-up of the README's two commands: system packages, .venv, the package.
 # Idempotent: every step is skipped when already done. Usage: source scripts/setup_env.sh [extras]
+# (extras of setup.cfg: edge, train, data, all or dev; without one, the TensorFlow-free base install).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${1:-}"
 PYTHON="${PYTHON:-python3}"
 
 need_apt=()
-# open3d imports only with libusb; its offscreen renderer needs Vulkan (Mesa's software driver).
-for pkg in libusb-1.0-0 libvulkan1 mesa-vulkan-drivers; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
-done
+# open3d (in the data extra) imports only with libusb; its offscreen renderer needs Vulkan (Mesa's software driver).
+case "$EXTRAS" in
+  data | all | dev)
+    for pkg in libusb-1.0-0 libvulkan1 mesa-vulkan-drivers; do
+      dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+    done
+    ;;
+esac
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 # The browser tests (tests/test_browser.py, -m large) open the report and TensorBoard in headless Chromium.
 if [ "$EXTRAS" = dev ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi

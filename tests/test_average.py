@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import assert_refused, run_cli, run_module, save_tiny_model
-from export.model_file import load_trained_model
+from keras_vaegan.model_file import load_trained_model
 
 
 def average(*args):

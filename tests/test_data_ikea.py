@@ -10,11 +10,11 @@ import scipy.io
 import tensorflow as tf
 from PIL import Image
 
-from data_tools import readers
 from data_tools.convert import ConvertError, convert
 from data_tools.sources import Settings
-from data_tools.sources.ikea import upright
 from keras_vaegan import data
+from vaegan_utils import readers
+from vaegan_utils.ikea_layout import upright
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from data_tools import readers
+from vaegan_utils import readers
 from vaegan_utils.resample import pad_centred, resample, stretch, to_resolution
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

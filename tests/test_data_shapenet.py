@@ -9,11 +9,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import by_source_id
-from data_tools import readers
 from data_tools.convert import ConvertError, convert
 from data_tools.sources import Settings
 from data_tools.sources.synsets import SYNSETS, class_name
 from keras_vaegan import data
+from vaegan_utils import readers
 from vaegan_utils.resample import resample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import in_process, save_tiny_model, the_error
-from data_tools.readers import read_voxel_array
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
+from vaegan_utils.readers import read_voxel_array
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
@@ -131,8 +131,8 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path, evaluate):
 def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path, evaluate):
     import numpy as np
 
-    from export.model_file import load_trained_model
     from keras_vaegan.evaluation import ikea
+    from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
 
     other = load_trained_model(models["vaegan"])
@@ -180,8 +180,8 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path,
 def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path, evaluate):
     import numpy as np
 
-    from export.model_file import load_trained_model
     from keras_vaegan.evaluation import ikea
+    from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
 
     model_path = os.path.join(trained_vaegan_run, "model.keras")
@@ -209,7 +209,7 @@ def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trai
 
 def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path,
                                                                          evaluate):
-    from export.model_file import load_trained_model
+    from keras_vaegan.model_file import load_trained_model
 
     tf.train.Checkpoint(model=load_trained_model(models["gan"])).write(str(tmp_path / "gan" / "ckpt-1"))
     os.makedirs(tmp_path / "empty")
@@ -226,7 +226,7 @@ def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models,
 
 
 def test_training_checkpoints_are_ordered_by_step(tmp_path):
-    from export.model_file import training_checkpoints
+    from keras_vaegan.model_file import training_checkpoints
 
     for step in (10, 9, 250):
         (tmp_path / f"ckpt-{step}.index").write_bytes(b"")

@@ -112,8 +112,8 @@ def bad_files(rng, count):
 READER_CHILD = r"""
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
-from data_tools import readers
 from export.edge import EdgeModel, EdgeModelError
+from vaegan_utils import readers
 from vaegan_utils.images import ImageError, read_rgb
 READERS = {"binvox": readers.read_binvox, "off": readers.read_mesh, "obj": readers.read_mesh,
            "ply": readers.read_mesh, "stl": readers.read_mesh, "mat": readers.read_mat_voxels,

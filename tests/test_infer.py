@@ -146,6 +146,13 @@ def test_an_empty_grid_gives_an_empty_mesh(tmp_path):
 # ---------------------------------------------------------------- the CLI
 
 
+def test_importing_the_edge_cli_loads_no_tensorflow_keras_or_keras_vaegan():
+    probe = ("import sys, export.infer\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'keras_vaegan'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.split() == ["[]"], done.stdout + done.stderr
+
+
 def test_a_real_photo_becomes_npy_mesh_and_png_without_tensorflow(edge_files, tmp_path):
     paths, model = edge_files
     out = tmp_path / "out"

@@ -9,7 +9,7 @@ from PIL import Image
 
 from data_tools.meshes import (PLAIN_BACKGROUND, _OffscreenRenderer, normalize_mesh, render_views, surface_voxels,
                                to_z_up, voxelize_mesh)
-from data_tools.readers import read_mesh
+from vaegan_utils.readers import read_mesh
 
 MESHES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "meshes")
 OFF_FILES = ["modelnet-chair_0001.off", "modelnet-chair_0002.off", "modelnet-toilet_0001.off"]

@@ -1,4 +1,4 @@
-"""data_tools.readers on the real files in ../shared/data and on broken fixtures built in tmp_path."""
+"""vaegan_utils.readers on the real files in ../shared/data and on broken fixtures built in tmp_path."""
 
 import gzip
 import io
@@ -11,8 +11,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from data_tools.readers import (BadFile, read_binvox, read_image, read_mat_voxels, read_mesh, read_off,
-                                read_voxel_array, write_binvox)
+from vaegan_utils.readers import (BadFile, read_binvox, read_image, read_mat_voxels, read_mesh, read_off,
+                                  read_voxel_array, write_binvox)
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 BINVOX = [os.path.join(DATA, "binvox", name) for name in ("chair.binvox", "8a85.binvox")]

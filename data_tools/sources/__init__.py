@@ -13,10 +13,6 @@ import importlib
 SOURCE_NAMES = ("ikea", "shapenet", "modelnet", "files")
 
 
-class LayoutError(ValueError):
-    """The input folder matches none of a source's layouts; the message says which were expected."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """What one conversion does; everything but the runner options goes into the dataset's fingerprint."""

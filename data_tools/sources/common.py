@@ -61,7 +61,8 @@ def mesh_task(path, root, source, class_name=None, binvox="", settings=None, mod
 
 def voxelize_file(path, resolution, up_axis):
     """Reads a mesh (OBJ/OFF/PLY/STL) and voxelizes it, interiors filled, into a bool grid [x, y, z]."""
-    from data_tools import meshes, readers
+    from data_tools import meshes
+    from vaegan_utils import readers
 
     vertices, faces = readers.read_mesh(path)
     return meshes.voxelize_mesh(vertices, faces, resolution, up_axis=up_axis)
@@ -71,7 +72,7 @@ def binvox_solid(path):
     """A binvox grid with its interior filled (surface voxelizations such as *.surface.binvox)."""
     from scipy import ndimage
 
-    from data_tools import readers
+    from vaegan_utils import readers
 
     return ndimage.binary_fill_holes(readers.read_binvox(path))
 
@@ -90,8 +91,9 @@ def render_seed(settings, task):
 def mesh_samples(task, settings, up_axis):
     """Voxels of a mesh task (from its binvox when it has one, else voxelized) and, with --views > 0,
     that many renders of the mesh over random crops of the background photos."""
-    from data_tools import meshes, readers
+    from data_tools import meshes
     from data_tools.validate import encode_jpeg
+    from vaegan_utils import readers
 
     if task.kind == "binvox":
         return [Sample(voxels=binvox_solid(task.paths[0]))]
@@ -113,7 +115,7 @@ def mesh_samples(task, settings, up_axis):
 @functools.lru_cache(maxsize=4)
 def voxel_array(path):
     """The (N, R, R, R) grids of a .npy/.npy.gz file, read once per worker process."""
-    from data_tools import readers
+    from vaegan_utils import readers
 
     return readers.read_voxel_array(path)
 

@@ -7,8 +7,8 @@ with their up axis from --up_axis (z by default; y for most OBJ exports).
 
 import re
 
-from data_tools.sources import LayoutError
 from data_tools.sources.common import MESH_EXTENSIONS, mesh_samples, mesh_task, walk
+from vaegan_utils.errors import LayoutError
 
 LAYOUTS = ("a folder of meshes (.obj, .off, .ply, .stl) and/or .binvox files, one sub-folder per class",)
 

@@ -5,7 +5,8 @@ or volumetric_data/<class>/30/{train,test}/<name>.mat. The class is the nearest 
 is not train/test/30, else it comes from the file name (chair_0001.off, modelnet10-chair-32.npy.gz -> chair).
 """
 
-from data_tools.sources import LayoutError, Task, voxel_bytes
+from data_tools.sources import Task, voxel_bytes
+from vaegan_utils.errors import LayoutError
 from data_tools.sources.common import ARRAY_EXTENSIONS, class_of, mesh_task, relative, single, voxel_array, \
     voxelize_file, walk
 
@@ -43,7 +44,7 @@ def list_tasks(settings):
 
 
 def load(task, settings):
-    from data_tools import readers
+    from vaegan_utils import readers
 
     path = task.paths[0]
     if task.kind == "mesh":

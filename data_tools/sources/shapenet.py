@@ -11,9 +11,9 @@ are y up. With --views > 0 each model is also rendered from random viewpoints ov
 import os
 import re
 
-from data_tools.sources import LayoutError
 from data_tools.sources.common import mesh_samples, mesh_task
 from data_tools.sources.synsets import class_name
+from vaegan_utils.errors import LayoutError
 
 LAYOUTS = (
     "ShapeNetCore v2 (<synset>/<model>/models/model_normalized.obj [+ model_normalized.solid.binvox])",

@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 
-from data_tools.readers import BadFile
-from data_tools.sources import ikea as ikea_source
+from vaegan_utils import ikea_layout
 from vaegan_utils.images import ImageError, read_rgb
+from vaegan_utils.readers import BadFile
 
 
 @dataclasses.dataclass
@@ -32,32 +32,32 @@ def load_benchmark(root, progress=None):
     """Every photo of the IKEA dataset at `root` with its model's grid; photos whose image or model file
     is missing or unreadable, and unreadable library models, are left out and listed in `skipped`.
 
-    Raises data_tools.sources.LayoutError when `root` is not an IKEA dataset.
+    Raises vaegan_utils.errors.LayoutError when `root` is not an IKEA dataset.
     """
-    layout, tasks = ikea_source.find_photos(root)
+    layout, entries = ikea_layout.find_photos(root)
     library, classes, skipped = {}, {}, []
-    models = ikea_source.model_library(root, tasks)
+    models = ikea_layout.model_library(root, entries)
     for done, (model_id, (class_name, path)) in enumerate(sorted(models.items()), 1):
         try:
-            library[model_id] = ikea_source.read_model(path)
+            library[model_id] = ikea_layout.read_model(path)
             classes[model_id] = class_name
         except (BadFile, OSError) as error:
             skipped.append({"file": path, "reason": str(error).removeprefix(f"{path}: ")})
         if progress:
-            progress(done, len(models) + len(tasks))
+            progress(done, len(models) + len(entries))
     sizes = {grid.shape[0] for grid in library.values()}
     if len(sizes) > 1:
         raise BadFile(root, f"the models' grids have different sizes {sorted(sizes)}")
     photos = []
-    for done, task in enumerate(tasks, len(models) + 1):
-        if task.model_id not in library:
-            skipped.append({"file": task.image_path, "reason": f"its model {task.paths[0]} could not be read"})
+    for done, entry in enumerate(entries, len(models) + 1):
+        if entry.model_id not in library:
+            skipped.append({"file": entry.image_path, "reason": f"its model {entry.model_path} could not be read"})
         else:
             try:
-                photos.append(IkeaPhoto(task.image_path, task.model_id, task.class_name, read_rgb(task.image_path),
-                                        library[task.model_id]))
+                photos.append(IkeaPhoto(entry.image_path, entry.model_id, entry.class_name, read_rgb(entry.image_path),
+                                        library[entry.model_id]))
             except ImageError as error:
-                skipped.append({"file": task.image_path, "reason": str(error).removeprefix(f"{task.image_path}: ")})
+                skipped.append({"file": entry.image_path, "reason": str(error).removeprefix(f"{entry.image_path}: ")})
         if progress:
-            progress(done, len(models) + len(tasks))
+            progress(done, len(models) + len(entries))
     return IkeaBenchmark(layout, photos, library, classes, set(models), skipped)

@@ -29,13 +29,13 @@ def say(message):
 
 
 def _load_model(config, need_encoder, path=None):
-    from export.model_file import ExportError, has_encoder, load_trained_model
+    from keras_vaegan.model_file import ModelFileError, has_encoder, load_trained_model
 
     path = path or config.model
     say(f"loading {path}")
     try:
         model = load_trained_model(path)
-    except ExportError as error:
+    except ModelFileError as error:
         raise EvaluationError(str(error))
     if need_encoder and not has_encoder(model):
         raise EvaluationError(f"{path}: is a 3D-GAN; this task reads photos, which needs a 3D-VAE-GAN")
@@ -60,14 +60,14 @@ class Ensemble:
 
 def _load_ensemble(config):
     """--model's 3D-VAE-GAN and the members of --ensemble, which must read and make the same sizes."""
-    from export.model_file import ExportError, training_checkpoints
+    from keras_vaegan.model_file import ModelFileError, training_checkpoints
 
     first = _load_model(config, need_encoder=True)
     ensemble = Ensemble([first])
     for path in config.ensemble:
         try:
             checkpoints = training_checkpoints(path)
-        except ExportError as error:
+        except ModelFileError as error:
             raise EvaluationError(f"--ensemble: {error}")
         if checkpoints is not None:
             ensemble.checkpoints.extend(checkpoints)
@@ -123,7 +123,7 @@ def _members_note(ensemble):
 
 def _members(ensemble, config):
     """Each model of `ensemble` in turn; checkpoints are restored into one copy of --model."""
-    from export.model_file import ExportError, restore_weights
+    from keras_vaegan.model_file import ModelFileError, restore_weights
 
     yield from ensemble.models
     if ensemble.checkpoints:
@@ -132,7 +132,7 @@ def _members(ensemble, config):
             say(f"restoring {prefix}")
             try:
                 restore_weights(host, prefix, f"--model {config.model}")
-            except ExportError as error:
+            except ModelFileError as error:
                 raise EvaluationError(f"--ensemble: {error}")
             yield host
 
@@ -153,10 +153,10 @@ def ikea_task(config):
     """The IKEA protocol; returns its Result."""
     import numpy as np
 
-    from data_tools.readers import BadFile
-    from data_tools.sources import LayoutError
     from keras_vaegan.evaluation import ikea, ikea_data
+    from vaegan_utils.errors import LayoutError
     from vaegan_utils.images import resize_with_pad
+    from vaegan_utils.readers import BadFile
 
     ensemble = _load_ensemble(config)
     model = ensemble.models[0]

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from export.model_file import restore_weights
+from keras_vaegan.model_file import restore_weights
 
 
 def average_checkpoints(model, prefixes, model_name="the model", progress=None):
     """Sets `model`'s floating-point weights to their mean over the training checkpoints `prefixes` (oldest
     first); the others (the step counter) are the newest checkpoint's. `model` must be of the run's
-    architecture; a checkpoint that does not fit raises ExportError naming it. Returns `model`."""
+    architecture; a checkpoint that does not fit raises ModelFileError naming it. Returns `model`."""
     totals = None
     for done, prefix in enumerate(prefixes, 1):
         restore_weights(model, prefix, model_name)

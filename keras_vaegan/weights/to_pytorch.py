@@ -13,11 +13,11 @@ FILES = {"generator": "G.pth", "discriminator": "D.pth"}
 
 def load_model(path):
     """The GAN3D or VAEGAN3D in `path`, as export loads it; ConversionError otherwise."""
-    from export.model_file import ExportError, load_trained_model
+    from keras_vaegan.model_file import ModelFileError, load_trained_model
 
     try:
         return load_trained_model(path)
-    except ExportError as error:
+    except ModelFileError as error:
         raise ConversionError(str(error)) from None
 
 

@@ -10,22 +10,22 @@ from keras_vaegan.vaegan import VAEGAN3D
 from vaegan_utils.errors import first_line
 
 
-class ExportError(ValueError):
-    """An input of the export cannot be used; the message names the file or flag."""
+class ModelFileError(ValueError):
+    """A model file or training checkpoint cannot be used; the message names it."""
 
 
 def load_trained_model(path):
     """The GAN3D or VAEGAN3D saved at `path` (a `.keras` file written by training)."""
     if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such file")
+        raise ModelFileError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
-        raise ExportError(f"{path}: not a .keras file (not a zip archive)")
+        raise ModelFileError(f"{path}: not a .keras file (not a zip archive)")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for damaged or foreign archives
-        raise ExportError(f"{path}: cannot be loaded ({first_line(error, 200)})") from None
+        raise ModelFileError(f"{path}: cannot be loaded ({first_line(error, 200)})") from None
     if not isinstance(model, GAN3D):
-        raise ExportError(f"{path}: holds a {type(model).__name__}, not a keras-vaegan 3D-GAN or 3D-VAE-GAN")
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a keras-vaegan 3D-GAN or 3D-VAE-GAN")
     return model
 
 
@@ -43,7 +43,7 @@ def training_checkpoints(path):
         return None
     prefixes = [name[: -len(".index")] for name in os.listdir(path) if name.endswith(".index")]
     if not prefixes:
-        raise ExportError(f"{path}: a folder without training checkpoints (no ckpt-N.index in it)")
+        raise ModelFileError(f"{path}: a folder without training checkpoints (no ckpt-N.index in it)")
     return [os.path.join(path, prefix) for prefix in sorted(prefixes, key=_checkpoint_order)]
 
 
@@ -61,4 +61,4 @@ def restore_weights(model, prefix, model_name="the model"):
     try:
         tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
-        raise ExportError(f"{prefix}: its weights do not fit {model_name} ({first_line(error, 160)})") from None
+        raise ModelFileError(f"{prefix}: its weights do not fit {model_name} ({first_line(error, 160)})") from None
