@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from conftest import in_process, save_tiny_model, the_error
+from conftest import distinct, figure_cells, foreground_share, in_process, save_tiny_model, the_error
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
 from vaegan_utils.readers import read_voxel_array
@@ -75,7 +77,11 @@ def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, t
     assert len(metrics["per_photo"]) == 60 and set(metrics["iou"]) == {"IoU at 0.3", "IoU at 0.4", "IoU at 0.5"}
     table = (tmp_path / "table.md").read_text()
     assert "| class mean shape (oracle on class) |" in table and table in result.stdout
-    assert (tmp_path / "ikea_examples.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "ikea_examples.png", 128)  # per class its best and worst photo
+    assert 6 <= len(rows) <= 12 and {len(row) for row in rows} == {3}
+    photos, _, truths = zip(*rows)
+    assert distinct(photos) == len(rows) and min(map(foreground_share, photos)) > 0.3
+    assert min(map(foreground_share, truths)) > 0.05  # a rendered piece of furniture in every ground-truth cell
 
 
 def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path, evaluate):
@@ -129,8 +135,6 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path, evaluate):
 
 
 def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path, evaluate):
-    import numpy as np
-
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
@@ -178,8 +182,6 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path,
 
 
 def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path, evaluate):
-    import numpy as np
-
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
@@ -263,7 +265,11 @@ def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models,
     assert ap["model"]["mean"] == pytest.approx(
         sum(v for k, v in ap["model"].items() if k != "mean") / (len(ap["model"]) - 1))
     assert "| model |" in (tmp_path / "table.md").read_text()
-    assert (tmp_path / "renders_examples.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "renders_examples.png", 128)  # per class its best and worst picture
+    assert len({row["class"] for row in metrics["per_record"]}) <= len(rows) and {len(row) for row in rows} == {3}
+    pictures, _, truths = zip(*rows)
+    assert distinct(pictures) == len(rows) and min(map(foreground_share, pictures)) > 0.9
+    assert min(map(foreground_share, truths)) > 0.05
     again = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}",
                      f"--out={tmp_path / 'all'}", "--max_records=0")
     assert json.loads((tmp_path / "all" / "metrics.json").read_text())["scored"] == len(heldout), again.stderr
@@ -307,7 +313,14 @@ def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(mode
     assert sum(map(sum, metrics["confusion"])) == 12 and 0 <= metrics["accuracy"] <= 1
     assert "| **all** | 12 |" in (tmp_path / "table.md").read_text()
     assert 0 <= metrics["untrained_reference"]["accuracy"] <= 1
-    assert (tmp_path / "confusion.png").stat().st_size > 500
+    picture = np.asarray(Image.open(tmp_path / "confusion.png").convert("RGB"))
+    label_width = 8 + 7 * len("chair")
+    assert picture.shape == (40 + label_width + 3 * 40 + 10, label_width + 3 * 40 + 10, 3)
+    for i, row in enumerate(metrics["confusion"]):  # each cell shaded by its share of the row
+        for j, count in enumerate(row):
+            shade = int(255 - 200 * count / max(sum(row), 1))
+            corner = picture[40 + label_width + i * 40 + 36, label_width + j * 40 + 36]
+            assert tuple(corner) == (shade, shade, 255), (i, j, corner)
 
 
 def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path, evaluate):
@@ -343,7 +356,10 @@ def test_generation_scores_samples_and_the_training_set_reference(models, chair_
     reference = metrics["training_shapes_reference"]
     assert reference["num_samples"] == 8 and reference["memorization_nn_iou"] == 1.0  # copies of training shapes
     assert "Reference: 8 training shapes" in (tmp_path / "table.md").read_text()
-    assert (tmp_path / "nearest_training_shapes.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "nearest_training_shapes.png", 128)  # 8 samples, each beside its nearest
+    assert len(rows) == 4 and {len(row) for row in rows} == {4}
+    nearest = [cell for row in rows for cell in row[1::2]]
+    assert min(map(foreground_share, nearest)) > 0.05  # real chairs
     error = the_error(evaluate("generation", f"--model={models['gan']}", f"--data={tmp_path / 'none'}",
                                f"--train_data={chair_records / 'train'}", f"--out={tmp_path / 'o'}"))
     assert error.startswith("error: --data:") and "not a directory" in error

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import in_process
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
@@ -21,12 +22,20 @@ TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
 TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1, keep_checkpoints=5)
 
 
-def run_train(*args, timeout=300):
+def run_train_program(*args):
+    """`python train.py args` in a new process; the CompletedProcess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True, timeout=timeout,
-        env=env, cwd=ROOT,
-    )
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=ROOT)
+
+
+@pytest.fixture
+def run_train(capsys, monkeypatch):
+    """Runs train.py's main in this process on (args...) from the repository folder; a CompletedProcess."""
+    import train
+
+    monkeypatch.chdir(ROOT)
+    return in_process(train.main, train.FLAGS, capsys)
 
 
 def assert_one_line_error(result, *fragments):
@@ -54,13 +63,13 @@ def assert_one_line_error(result, *fragments):
         (["positional"], "positional"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment):
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment, run_train):
     result = run_train(f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}", *args)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_required_flags():
+def test_missing_required_flags(run_train):
     assert_one_line_error(run_train(), "--data_dir")
 
 
@@ -145,7 +154,7 @@ def test_data_errors_name_the_file(tmp_path, dataset_dir):
         data.check_records(data.find_records(dataset_dir), 64, need_images=False)
 
 
-def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir):
+def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir, run_train):
     result = run_train(f"--data_dir={dataset_dir}", f"--model_dir={tmp_path / 'r'}", "--resolution=64")
     assert_one_line_error(result, "32^3", "64^3")
     assert not (tmp_path / "r").exists()
@@ -154,7 +163,7 @@ def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir):
 def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir):
     run = tmp_path / "run"
     common = [f"--data_dir={dataset_dir}", f"--model_dir={run}", "--batch_size=4", "--checkpoint_every=2"]
-    result = run_train(*common, "--model_type=gan", "--train_steps=2")
+    result = run_train_program(*common, "--model_type=gan", "--train_steps=2")
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "samples.png", "run.json", "checkpoints/checkpoint"):
         assert (run / name).exists(), name
@@ -162,7 +171,7 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
     run_json = (run / "run.json").read_text()
     checkpoints = sorted(os.listdir(run / "checkpoints"))
 
-    result = run_train(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
+    result = run_train_program(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
     assert_one_line_error(result, str(run), "model_type=gan", "model_type=vaegan")
     assert (run / "run.json").read_text() == run_json
     assert sorted(os.listdir(run / "checkpoints")) == checkpoints
@@ -244,7 +253,7 @@ def read_class_ids(data_dir):
     return [int(data.decode_example(record)["class_id"]) for record in records]
 
 
-def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir):
+def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir, run_train):
     unlabelled = tmp_path / "unlabelled"
     unlabelled.mkdir()
     records = tf.data.TFRecordDataset(data.find_records(dataset_dir)).take(4)
