@@ -80,7 +80,7 @@ def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, t
     rows = figure_cells(tmp_path / "ikea_examples.png", 128)  # per class its best and worst photo
     assert 6 <= len(rows) <= 12 and {len(row) for row in rows} == {3}
     photos, _, truths = zip(*rows)
-    assert distinct(photos) == len(rows) and min(map(foreground_share, photos)) > 0.3
+    assert distinct(photos) == len(rows) and min(map(foreground_share, photos)) > 0.2  # a wide photo fills a band
     assert min(map(foreground_share, truths)) > 0.05  # a rendered piece of furniture in every ground-truth cell
 
 
@@ -393,6 +393,10 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, eval
     (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
     (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),
+    (["latent", "--model=m", "--out=o", "--steps=1"], "--steps: 1 is not in [2, 32]"),
+    (["generation", "--model=m", "--out=o", "--data=d", "--train_data=t", "--batch_size=0"],
+     "--batch_size: 0 must be at least 1"),
+    (["classify", "--model=m", "--out=o", "--data=d", "--svm_c=0"], "--svm_c: 0.0 must be positive"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args, fragment, evaluate):
     assert fragment in the_error(evaluate(*args))
@@ -410,3 +414,15 @@ def test_bad_photos_for_latent_are_one_line(models, tmp_path, evaluate):
                                f"--images={broken},{broken}"))
     assert "is a 3D-GAN" in error
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_task_is_a_function_of_its_config(models):
+    from keras_vaegan.evaluation.settings import EvaluationConfig, EvaluationError
+    from keras_vaegan.evaluation.tasks import run_task
+
+    result = run_task("latent", EvaluationConfig(model=models["gan"], steps=2, units=1, unit_shapes=1))
+    assert result.metrics["task"] == "latent" and len(result.metrics["interpolation_occupancy"]) == 2
+    assert set(result.figures) == {"interpolation.png", "arithmetic.png", "units.png"}
+    assert "| unit | shape |" in result.table
+    with pytest.raises(EvaluationError, match="^--data is required for ikea$"):
+        run_task("ikea", EvaluationConfig(model=models["vaegan"]))
