@@ -2,5 +2,5 @@
 
 `python -m export` writes the files and their parity report; `python -m export.infer`
 runs a `.tflite` file with ai-edge-litert alone. This package file imports nothing,
-so the edge modules (images, mesh, edge, infer) stay free of TensorFlow.
+so the edge modules (edge, infer), which use only vaegan_utils, stay free of TensorFlow.
 """
