@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -194,9 +195,21 @@ def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
     ]
 
 
-def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def two_step_run(tmp_path_factory, dataset_dir):
+    """The folder of TINY_MODEL trained 2 steps with TINY_TRAIN, trained once: tests continue copies of it."""
+    model_dir = str(tmp_path_factory.mktemp("two-steps") / "run")
     training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    return model_dir
+
+
+def copy_of(run, tmp_path):
+    """A copy of the run folder `run` in tmp_path; its path."""
+    return shutil.copytree(run, str(tmp_path / "run"))
+
+
+def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     rates = dict(generator_learning_rate=0.0125, discriminator_learning_rate=0.0025, encoder_learning_rate=0.0375)
     training.train(TINY_MODEL, TrainConfig(train_steps=4, **rates, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
     model = build_model(TINY_MODEL, TrainConfig(**TINY_TRAIN))
@@ -207,10 +220,10 @@ def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir
     assert stored == pytest.approx({"g": 0.0125, "e": 0.0375})
 
 
-def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
+def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     config = TrainConfig(train_steps=2, **TINY_TRAIN)
-    final = training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    final = os.path.join(model_dir, "model.keras")
     written = os.stat(final).st_mtime_ns
     assert training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False) == final
     assert os.stat(final).st_mtime_ns == written
@@ -267,9 +280,8 @@ def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir,
     assert not (tmp_path / "r").exists()
 
 
-def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch):
-    model_dir = str(tmp_path / "run")
-    training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     before = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
 
     healthy = losses.non_saturating_generator_loss
