@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import sys
 
 import pytest
 from absl import flags
@@ -48,6 +49,14 @@ def test_help_prints_the_usage_and_every_flag_and_exits_0(flag, capsys):
     assert "  --out  Output folder. (required)" in out
     assert "  --count  How many. (default: 1)" in out
     assert "--flagfile=FILE" in out
+
+
+def test_help_without_a_usage_shows_the_running_programs_docstring(capsys, monkeypatch):
+    monkeypatch.setattr(sys.modules["__main__"], "__doc__", "bench: measures a thing")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_flags(_flag_values(), ["bench", "--help"])  # as the bench scripts call it
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.splitlines()[:3] == ["bench: measures a thing", "", "flags:"]
 
 
 @dataclasses.dataclass(frozen=True)

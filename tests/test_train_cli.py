@@ -93,7 +93,7 @@ def _configs_of(flagfile):
 
     train.FLAGS.unparse_flags()
     try:
-        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"], "")
+        train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
         return config_from_flags(train.FLAGS, ModelConfig), config_from_flags(train.FLAGS, TrainConfig)
     finally:
         train.FLAGS.unparse_flags()

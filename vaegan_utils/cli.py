@@ -38,11 +38,12 @@ def flag_problem(error):
     return f"{bad[1]}: {bad[2]}" if bad else text
 
 
-def parse_flags(flag_values, argv, usage, required=(), positional=0):
+def parse_flags(flag_values, argv, usage=None, required=(), positional=0):
     """Parses argv into flag_values; a bad flag, a missing required one or a stray argument
-    is one line and exit 2, `-h`/`--help` prints `usage` and every flag, exit 0.
-    Returns the positional arguments (at most `positional`)."""
+    is one line and exit 2, `-h`/`--help` prints `usage` (default: the running program's docstring)
+    and every flag, exit 0. Returns the positional arguments (at most `positional`)."""
     if any(arg in HELP_FLAGS for arg in argv[1:]):
+        usage = usage if usage is not None else getattr(sys.modules["__main__"], "__doc__", None) or argv[0]
         _print_help(help_text(flag_values, usage, required))
     try:
         rest = flag_values(argv)[1:]
