@@ -19,9 +19,14 @@ define_config_flags(FLAGS, ModelConfig)
 define_config_flags(FLAGS, TrainConfig)
 
 
+def configs_from_flags():
+    """ModelConfig and TrainConfig from the parsed flags: each field is the flag of the same name."""
+    return config_from_flags(FLAGS, ModelConfig), config_from_flags(FLAGS, TrainConfig)
+
+
 def main(argv):
     parse_flags(FLAGS, argv, __doc__, required=("data_dir", "model_dir"))
-    model_config, train_config = config_from_flags(FLAGS, ModelConfig), config_from_flags(FLAGS, TrainConfig)
+    model_config, train_config = configs_from_flags()
     try:
         model_config.validate()
         train_config.validate()

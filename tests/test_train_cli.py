@@ -16,7 +16,6 @@ from conftest import in_process
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
-from vaegan_utils.cli import config_from_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
@@ -94,7 +93,7 @@ def _configs_of(flagfile):
     train.FLAGS.unparse_flags()
     try:
         train.parse_flags(train.FLAGS, ["train.py", f"--flagfile=configs/{flagfile}", "--data_dir=d", "--model_dir=m"])
-        return config_from_flags(train.FLAGS, ModelConfig), config_from_flags(train.FLAGS, TrainConfig)
+        return train.configs_from_flags()
     finally:
         train.FLAGS.unparse_flags()
 
