@@ -2,6 +2,7 @@
 
 The command runs in this process (`in_process`); test_commands.py runs it as a program."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -426,3 +427,14 @@ def test_a_task_is_a_function_of_its_config(models):
     assert "| unit | shape |" in result.table
     with pytest.raises(EvaluationError, match="^--data is required for ikea$"):
         run_task("ikea", EvaluationConfig(model=models["vaegan"]))
+
+
+def test_every_evaluation_setting_is_a_flag_with_its_default():
+    from keras_vaegan import evaluate as command
+    from keras_vaegan.evaluation.settings import EvaluationConfig
+    from vaegan_utils.cli import config_from_flags
+
+    defined = {flag.name for flags in command.FLAGS.flags_by_module_dict().values() for flag in flags}
+    assert defined == {field.name for field in dataclasses.fields(EvaluationConfig)} | {"out"}
+    command.FLAGS.unparse_flags()
+    assert config_from_flags(command.FLAGS, EvaluationConfig) == EvaluationConfig()

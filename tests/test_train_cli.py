@@ -69,6 +69,20 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment, run_train):
     assert not (tmp_path / "run").exists()
 
 
+def test_every_config_field_is_a_flag_with_the_fields_default():
+    import train
+
+    defined = {flag.name: flag for flags in train.FLAGS.flags_by_module_dict().values() for flag in flags}
+    fields = [field for config in (ModelConfig, TrainConfig) for field in dataclasses.fields(config)]
+    assert set(defined) == {field.name for field in fields} | {"data_dir", "model_dir"}
+    for field in fields:
+        flag = defined[field.name]
+        assert flag.default == (str(field.default) if field.metadata.get("choices") else field.default), field.name
+        assert flag.help.endswith(field.metadata["help"]), field.name
+    train.FLAGS.unparse_flags()
+    assert train.configs_from_flags() == (ModelConfig(), TrainConfig())  # unparsed flags hold the defaults
+
+
 def test_missing_required_flags(run_train):
     assert_one_line_error(run_train(), "--data_dir")
 
