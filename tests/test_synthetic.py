@@ -199,10 +199,11 @@ def test_cli_bad_flag_is_one_line_and_exit_2(tmp_path, args, message, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_output_is_the_same_bytes_in_another_process(tmp_path):
-    outputs = [tmp_path / "first", tmp_path / "second"]
-    for out in outputs:
-        result = _run(f"--out={out}", "--shapes_per_class=1", "--views_per_shape=1", "--num_shards=3")
+def test_cli_output_is_the_same_bytes_in_another_process(tmp_path, capsys):
+    outputs = [tmp_path / "program", tmp_path / "this_process"]
+    settings = ("--shapes_per_class=1", "--views_per_shape=1", "--num_shards=3")
+    for out, run in zip(outputs, (_run, in_process(synthetic.main, synthetic.FLAGS, capsys))):
+        result = run(f"--out={out}", *settings)
         assert result.returncode == 0, result.stderr
         assert "6/6 records (100%)" in result.stderr
     assert len(data.find_records(str(outputs[0]))) == 3
