@@ -42,12 +42,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-import train  # noqa: E402  (its flags are the training settings)
 from keras_vaegan import ema  # noqa: E402
+from keras_vaegan.config import ModelConfig, TrainConfig, check_compatible  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
 from vaegan_utils import readers  # noqa: E402
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, config_from_flags, define_config_flags, fail, parse_flags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELNET = os.path.join(ROOT, "..", "shared", "data", "modelnet10-32-train.npz")
@@ -56,7 +56,9 @@ HELD_OUT_PERCENT = 10
 COLUMNS = ("coverage_iou", "mmd_iou", "coverage_chamfer", "mmd_chamfer", "one_nna_iou", "empty_fraction")
 QUALITY_METRICS = COLUMNS + ("one_nna_chamfer", "full_fraction", "memorization_nn_iou")
 
-FLAGS = train.FLAGS
+FLAGS = flags.FlagValues()
+define_config_flags(FLAGS, ModelConfig)  # train.py's settings, so that its flagfiles apply
+define_config_flags(FLAGS, TrainConfig)
 flags.DEFINE_string("input", MODELNET, "Voxel shapes to train on and hold out from: a labelled .npz "
                     "(voxels/labels/class_names) or a .npy/.npy.gz array.", flag_values=FLAGS)
 flags.DEFINE_string("class_name", "chair", "The class of a labelled .npz to use (unlabelled arrays are one class).",
@@ -124,11 +126,12 @@ def header():
 def main(argv):
     if not any(arg.startswith("--flagfile") for arg in argv[1:]):
         argv = argv[:1] + [f"--flagfile={DEFAULT_FLAGFILE}"] + argv[1:]
-    parse_flags(FLAGS, argv)
-    model_config, train_config = train.configs_from_flags()
+    parse_flags(FLAGS, argv, __doc__)
+    model_config, train_config = config_from_flags(FLAGS, ModelConfig), config_from_flags(FLAGS, TrainConfig)
     try:
         model_config.validate()
         train_config.validate()
+        check_compatible(model_config, train_config)
     except ValueError as error:
         fail(f"--{error}")
     if model_config.model_type != "gan":

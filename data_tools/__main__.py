@@ -10,40 +10,41 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from data_tools.sources import SOURCE_NAMES  # noqa: E402
-from vaegan_utils.cli import fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 COMMANDS = SOURCE_NAMES + ("inspect",)
-FLAGS = flags.FLAGS
-
-
-def _define_flags():
-    """Defines the flags when the command runs, so importing the module defines none."""
-    flags.DEFINE_string("input", None, "Dataset file or folder to convert.")
-    flags.DEFINE_string("out", None, "Output dataset folder: <split>/*.tfrecord-*, manifest.json, report.json, classes.txt.")
-    flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids written: 32 or 64.")
-    flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model); 0: voxels only. "
-                         "ikea: 0 writes the model library (one voxel-only record per model) instead of the photos.")
-    flags.DEFINE_integer("image_size", 128, "shapenet/files: edge of the rendered photos in pixels.")
-    flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background photos (e.g. the SUN database); "
-                        "renders are composited over random crops of them (plain white without it).")
-    flags.DEFINE_enum("up_axis", "z", ["y", "z"], "files: the up axis of the meshes (ShapeNet and most OBJ "
-                      "exports: y; ModelNet: z). Fronts are taken to face -y (z up) or -z (y up).")
-    flags.DEFINE_integer("seed", 0, "Seed of the render viewpoints and background crops.")
-    flags.DEFINE_float("val_fraction", 0.1, "Share of models in the val split (by a hash of the model id).")
-    flags.DEFINE_float("test_fraction", 0.1, "Share of models in the test split (by a hash of the model id).")
-    flags.DEFINE_float("shard_mb", 64.0, "Target size of one TFRecord shard in MiB.")
-    flags.DEFINE_float("max_error_rate", 0.05, "Abort when more than this share of samples is bad.")
-    flags.DEFINE_bool("overwrite", False, "Replace a different dataset already in --out.")
-    flags.DEFINE_string("runner", "DirectRunner", "Beam runner: DirectRunner, DataflowRunner, FlinkRunner, SparkRunner.")
-    flags.DEFINE_integer("num_workers", 2, "DirectRunner: worker processes.")
-    flags.DEFINE_enum("direct_running_mode", "multi_processing", ["multi_processing", "multi_threading", "in_memory"],
-                      "DirectRunner: how workers run.")
-    flags.DEFINE_string("pipeline_options", "", "Further Beam options for the runner, as one string, e.g. "
-                        "\"--project=P --region=R --temp_location=gs://B/tmp\".")
-    flags.DEFINE_integer("samples", 16, "inspect: records pictured in contact_sheet.png.")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("input", None, "Dataset file or folder to convert.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Output dataset folder: <split>/*.tfrecord-*, manifest.json, report.json, "
+                    "classes.txt.", flag_values=FLAGS)
+flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids written: 32 or 64.", flag_values=FLAGS)
+flags.DEFINE_integer("views", 4, "shapenet/files: rendered photos per mesh (records per model); 0: voxels only. "
+                     "ikea: 0 writes the model library (one voxel-only record per model) instead of the photos.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("image_size", 128, "shapenet/files: edge of the rendered photos in pixels.", flag_values=FLAGS)
+flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background photos (e.g. the SUN database); "
+                    "renders are composited over random crops of them (plain white without it).", flag_values=FLAGS)
+flags.DEFINE_enum("up_axis", "z", ["y", "z"], "files: the up axis of the meshes (ShapeNet and most OBJ "
+                  "exports: y; ModelNet: z). Fronts are taken to face -y (z up) or -z (y up).", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Seed of the render viewpoints and background crops.", flag_values=FLAGS)
+flags.DEFINE_float("val_fraction", 0.1, "Share of models in the val split (by a hash of the model id).",
+                   flag_values=FLAGS)
+flags.DEFINE_float("test_fraction", 0.1, "Share of models in the test split (by a hash of the model id).",
+                   flag_values=FLAGS)
+flags.DEFINE_float("shard_mb", 64.0, "Target size of one TFRecord shard in MiB.", flag_values=FLAGS)
+flags.DEFINE_float("max_error_rate", 0.05, "Abort when more than this share of samples is bad.", flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "Replace a different dataset already in --out.", flag_values=FLAGS)
+flags.DEFINE_string("runner", "DirectRunner", "Beam runner: DirectRunner, DataflowRunner, FlinkRunner, SparkRunner.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("num_workers", 2, "DirectRunner: worker processes.", flag_values=FLAGS)
+flags.DEFINE_enum("direct_running_mode", "multi_processing", ["multi_processing", "multi_threading", "in_memory"],
+                  "DirectRunner: how workers run.", flag_values=FLAGS)
+flags.DEFINE_string("pipeline_options", "", "Further Beam options for the runner, as one string, e.g. "
+                    "\"--project=P --region=R --temp_location=gs://B/tmp\".", flag_values=FLAGS)
+flags.DEFINE_integer("samples", 16, "inspect: records pictured in contact_sheet.png.", flag_values=FLAGS)
 
 
 def _convert(command):
@@ -82,7 +83,7 @@ def _inspect(folder):
 
 
 def main(argv):
-    command, *rest = argv[1:] or [None]
+    command, *rest = parse_flags(FLAGS, argv, __doc__, positional=2) or [None]
     if command not in COMMANDS:
         fail(f"{command or 'no command'}: expected one of {', '.join(COMMANDS)} "
              f"(python -m data_tools <source> --input=PATH --out=DIR, or inspect DIR)")
@@ -99,10 +100,7 @@ def main(argv):
     _convert(command)
 
 
-def run():
-    _define_flags()
-    app.run(main, flags_parser=lambda args: [args[0]] + parse_flags(FLAGS, args, positional=2))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

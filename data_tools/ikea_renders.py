@@ -37,13 +37,13 @@ import glob
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from data_tools import shapes
 from data_tools.photos import render_photo
 from data_tools.sources import stable_hash
 from vaegan_utils import render
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
 from vaegan_utils.files import write_bytes_atomically
 from vaegan_utils.resample import resample, stretch
 
@@ -60,7 +60,7 @@ PREVIEW_PHOTOS = 24
 BACKDROP_EDGE = 384
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
 
 
 class ArgumentError(ValueError):
@@ -211,32 +211,37 @@ def _decoded(jpeg):
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
-def _define_flags():
-    flags.DEFINE_string("input", None, "The IKEA dataset folder (benchmark or release layout).")
-    flags.DEFINE_string("out", None, "Output folder for the shards, classes.txt, heldout_models.txt, preview.png.")
-    flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.")
-    flags.DEFINE_integer("views_per_model", 8, "Renders (records) per library model and per procedural shape.")
-    flags.DEFINE_integer("synthetic_per_class", 10, "Procedural shapes per class added to the library (0: none).")
-    flags.DEFINE_float("heldout_fraction", 0.15, "Share of library models never rendered (by a hash of the id).")
-    flags.DEFINE_string("backgrounds", "", "Folder of backdrop photos (e.g. the SUN database); default: "
-                        "scikit-image's sample photos. Half of the backdrops are procedural either way.")
-    flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.")
-    flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.")
-    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
-    flags.DEFINE_list("camera_distances", [], "LOW,HIGH: a pinhole camera at a random distance in this range of "
-                      "grid edges from the shape's centre (1.2,5 is about a 35-150 mm lens on a full frame); "
-                      "default: orthographic.")
-    flags.DEFINE_enum("framing", "box", FRAMINGS, "box: each picture cropped to a box around the object and "
-                      "padded to a square with black, as photos cropped to their object are at test time; "
-                      "square: a square around the object over the backdrop.")
-    flags.DEFINE_enum("scene", "room", SCENES, "room: procedural backdrops are rooms (a wall over a floor), and the "
-                      "object casts a soft shadow and gets a surface pattern; plain: patterned backdrops, flat colour.")
-    flags.DEFINE_float("stretch", 0.0, f"Stretch each render's library model along each axis by a random factor "
-                       f"in [1 - S, 1 + S] (at most {MAX_STRETCH}), refitted to the grid; 0: off.")
-    flags.DEFINE_bool("clutter", False, "Render the hard cases of real photos: views from up to 65 degrees above, "
-                      "the frame sometimes cutting into the object, sometimes things in front of or on it.")
-    flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
-                      "models alone (a validation set for `keras_vaegan.evaluate renders`).")
+flags.DEFINE_string("input", None, "The IKEA dataset folder (benchmark or release layout).", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Output folder for the shards, classes.txt, heldout_models.txt, preview.png.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.", flag_values=FLAGS)
+flags.DEFINE_integer("views_per_model", 8, "Renders (records) per library model and per procedural shape.",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("synthetic_per_class", 10, "Procedural shapes per class added to the library (0: none).",
+                     flag_values=FLAGS)
+flags.DEFINE_float("heldout_fraction", 0.15, "Share of library models never rendered (by a hash of the id).",
+                   flag_values=FLAGS)
+flags.DEFINE_string("backgrounds", "", "Folder of backdrop photos (e.g. the SUN database); default: "
+                    "scikit-image's sample photos. Half of the backdrops are procedural either way.", flag_values=FLAGS)
+flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.", flag_values=FLAGS)
+flags.DEFINE_list("camera_distances", [], "LOW,HIGH: a pinhole camera at a random distance in this range of "
+                  "grid edges from the shape's centre (1.2,5 is about a 35-150 mm lens on a full frame); "
+                  "default: orthographic.", flag_values=FLAGS)
+flags.DEFINE_enum("framing", "box", FRAMINGS, "box: each picture cropped to a box around the object and "
+                  "padded to a square with black, as photos cropped to their object are at test time; "
+                  "square: a square around the object over the backdrop.", flag_values=FLAGS)
+flags.DEFINE_enum("scene", "room", SCENES, "room: procedural backdrops are rooms (a wall over a floor), and the "
+                  "object casts a soft shadow and gets a surface pattern; plain: patterned backdrops, flat colour.",
+                  flag_values=FLAGS)
+flags.DEFINE_float("stretch", 0.0, f"Stretch each render's library model along each axis by a random factor "
+                   f"in [1 - S, 1 + S] (at most {MAX_STRETCH}), refitted to the grid; 0: off.", flag_values=FLAGS)
+flags.DEFINE_bool("clutter", False, "Render the hard cases of real photos: views from up to 65 degrees above, "
+                  "the frame sometimes cutting into the object, sometimes things in front of or on it.",
+                  flag_values=FLAGS)
+flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
+                  "models alone (a validation set for `keras_vaegan.evaluate renders`).", flag_values=FLAGS)
 
 
 def _check_flags():
@@ -276,7 +281,7 @@ def _camera_distances(values):
 
 
 def main(argv):
-    del argv
+    parse_flags(FLAGS, argv, __doc__, required=("input", "out"))
     camera_distances = _check_flags()
     from vaegan_utils.errors import LayoutError
     from vaegan_utils.readers import BadFile
@@ -297,10 +302,7 @@ def main(argv):
           f"{HELDOUT_FILE}), classes.txt and preview.png to {FLAGS.out}")
 
 
-def run():
-    _define_flags()
-    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv, required=("input", "out")))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -12,17 +12,17 @@ procedural background. DIR gets `train.tfrecord-*` shards, `classes.txt` and
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from data_tools.photos import render_photo
 from data_tools.shapes import CLASSES, make_shape
 from vaegan_utils import render
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
 from vaegan_utils.files import write_bytes_atomically
 
 PREVIEW_PER_CLASS = 4
 
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
 
 
 def check_arguments(out_dir, resolution, shapes_per_class, views_per_shape, image_size, num_shards, seed):
@@ -89,19 +89,17 @@ def write_synthetic_dataset(out_dir, resolution=32, shapes_per_class=40, views_p
     return count
 
 
-def _define_flags():
-    """Defines the flags when the command runs, so importing the module defines none."""
-    flags.DEFINE_string("out", None, "Output directory for the shards, classes.txt and preview.png.")
-    flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.")
-    flags.DEFINE_integer("shapes_per_class", 40, "Shapes generated per class.")
-    flags.DEFINE_integer("views_per_shape", 2, "Rendered photos (records) per shape.")
-    flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.")
-    flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.")
-    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.")
+flags.DEFINE_string("out", None, "Output directory for the shards, classes.txt and preview.png.", flag_values=FLAGS)
+flags.DEFINE_integer("resolution", 32, "Edge of the voxel grids: 32 or 64.", flag_values=FLAGS)
+flags.DEFINE_integer("shapes_per_class", 40, "Shapes generated per class.", flag_values=FLAGS)
+flags.DEFINE_integer("views_per_shape", 2, "Rendered photos (records) per shape.", flag_values=FLAGS)
+flags.DEFINE_integer("image_size", 64, "Edge of the square JPEG photos in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("num_shards", 4, "Number of TFRecord shards.", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same bytes.", flag_values=FLAGS)
 
 
 def main(argv):
-    del argv
+    parse_flags(FLAGS, argv, __doc__)
     settings = dict(out_dir=FLAGS.out, resolution=FLAGS.resolution, shapes_per_class=FLAGS.shapes_per_class,
                     views_per_shape=FLAGS.views_per_shape, image_size=FLAGS.image_size,
                     num_shards=FLAGS.num_shards, seed=FLAGS.seed)
@@ -113,10 +111,7 @@ def main(argv):
     print(f"wrote {count} records in {FLAGS.num_shards} shards, classes.txt and preview.png to {FLAGS.out}")
 
 
-def run():
-    _define_flags()
-    app.run(main, flags_parser=lambda argv: parse_flags(FLAGS, argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

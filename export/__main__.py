@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "A .keras model written by train.py (runs/<name>/model.keras).", flag_values=FLAGS)
@@ -29,7 +29,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the prior z of the parity batch and cal
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("model", "out"))
+    parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
     from export.exporter import ExportError, export_model, parse_formats
     from keras_vaegan.data import DataError
     from keras_vaegan.model_file import ModelFileError
@@ -51,10 +51,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -11,13 +11,12 @@ Files are written under a temporary name and renamed when all are done.
 """
 
 import os
-import sys
 
 import numpy as np
 from absl import flags
 
 from export.edge import EdgeModel, EdgeModelError
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags
 from vaegan_utils.files import staged_folder
 from vaegan_utils.folders import unwritable_reason
 from vaegan_utils.images import ImageError, load_image
@@ -111,7 +110,7 @@ def sample(model, staging):
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("model", "out"))
+    parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
     if bool(FLAGS.image) == bool(FLAGS.sample):
         fail("give either --image (a photo or a folder) or --sample N")
     mode = "image" if FLAGS.image else "sample"
@@ -138,10 +137,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -8,13 +8,12 @@ the N newest. --model gives the architecture (its own weights are not averaged i
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from vaegan_utils.cli import ProgressCounter, fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import ProgressCounter, console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "A .keras file of the run (its model.keras): the architecture the checkpoints "
@@ -43,7 +42,7 @@ def _checkpoints():
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("model", "out"))
+    parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
     if not FLAGS.checkpoints:
         fail("--checkpoints is required")
     out = FLAGS.out
@@ -73,10 +72,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -22,6 +22,13 @@ class ConfigError(ValueError):
     """A setting is out of range; the message names the setting."""
 
 
+def setting(default, help, choices=None):
+    """A config field with the help text (and allowed values) of its command-line flag, so that its default,
+    meaning and choices live in one place; every command defines its flags from these."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 def _check(condition, name, message):
     if not condition:
         raise ConfigError(f"{name}: {message}")
@@ -35,12 +42,16 @@ def _check_choice(value, name, choices):
 class ModelConfig:
     """Architecture: what must match between a checkpoint and the model."""
 
-    model_type: str = "vaegan"
-    resolution: int = 32
-    latent_dim: int = 200
-    image_size: int = 64
-    synchronized_batch_norm: bool = False
-    discriminator_norm: str = "batch"
+    model_type: str = setting("vaegan", "3D-GAN or 3D-VAE-GAN.", MODEL_TYPES)
+    resolution: int = setting(32, "Voxel grid edge.", RESOLUTIONS)
+    latent_dim: int = setting(200, "Size of z.")
+    image_size: int = setting(64, "Encoder input edge (multiple of 32; the paper uses 256).")
+    synchronized_batch_norm: bool = setting(False, "BatchNorm statistics over the global batch.")
+    discriminator_norm: str = setting(
+        "batch",
+        "D's normalization: batch (the paper), spectral (keras.layers.SpectralNormalization, no BatchNorm) or none.",
+        DISCRIMINATOR_NORMS,
+    )
 
     @property
     def generator_widths(self):
@@ -82,41 +93,73 @@ class ModelConfig:
 class TrainConfig:
     """Optimization and bookkeeping of one training run."""
 
-    batch_size: int = 32
-    train_steps: int = 1000
-    generator_learning_rate: float = 0.0025
-    discriminator_learning_rate: float = 1e-5
-    encoder_learning_rate: float = 1e-4
-    adam_beta1: float = 0.5
-    d_accuracy_threshold: float = 0.8
-    latent_prior: str = "normal"
-    latent_std: float = 1.0
-    gan_loss: str = "nonsaturating"
-    gradient_penalty: float = 0.0
-    label_smoothing: float = 0.0
-    instance_noise: float = 0.0
-    instance_noise_steps: int = 0
-    ema_momentum: float = 0.0
-    kl_weight: float = 5.0
-    noise_warmup_steps: int = 0
-    reconstruction_weight: float = 1e-4
-    class_weight: float = 0.0
-    augment_images: bool = False
-    schedule: str = "joint"
-    pretrain_steps: int = 0
-    init_from: str = ""
-    precision: str = "float32"
-    distribution_strategy: str = "one_device"
-    jit_compile: bool = False
-    seed: int = 0
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
-    sample_every: int = 100
-    log_every: int = 10
-    mesh_summary_every: int = 100
-    on_nonfinite: str = "stop"
-    max_skipped_in_a_row: int = 5
-    bad_records: str = "fail"
+    batch_size: int = setting(32, "Global batch size (split over replicas).")
+    train_steps: int = setting(1000, "Total training steps, including resumed ones.")
+    generator_learning_rate: float = setting(0.0025, "Generator Adam learning rate.")
+    discriminator_learning_rate: float = setting(1e-5, "Discriminator Adam learning rate.")
+    encoder_learning_rate: float = setting(1e-4, "Encoder Adam learning rate.")
+    adam_beta1: float = setting(0.5, "Adam beta1 for all optimizers.")
+    d_accuracy_threshold: float = setting(0.8, "D is updated only while its accuracy is at most this.")
+    latent_prior: str = setting(
+        "normal", "Prior of z: uniform [0, 1) is the authors' 3D-GAN sampler; 3D-VAE-GAN needs normal.", LATENT_PRIORS
+    )
+    latent_std: float = setting(1.0, "Deviation of the normal prior (the PyTorch port draws N(0, 0.33^2)).")
+    gan_loss: str = setting(
+        "nonsaturating",
+        "Adversarial loss: nonsaturating (the paper's, with its accuracy gate), hinge or wgan_gp "
+        "(hinge and wgan_gp need --d_accuracy_threshold=1).",
+        GAN_LOSSES,
+    )
+    gradient_penalty: float = setting(
+        0.0,
+        "Weight of D's gradient penalty: R1 on real shapes for nonsaturating/hinge, WGAN-GP's for wgan_gp (0: none).",
+    )
+    label_smoothing: float = setting(0.0, "One-sided label smoothing of real targets.")
+    instance_noise: float = setting(0.0, "Deviation of Gaussian noise added to every shape D sees (0: none).")
+    instance_noise_steps: int = setting(0, "Steps over which the instance noise fades linearly to 0.")
+    ema_momentum: float = setting(
+        0.0,
+        "Keep an exponential moving average of G's weights with this momentum (Keras optimizer use_ema) and save "
+        "model.keras with it (0: off).",
+    )
+    kl_weight: float = setting(5.0, "a1: weight of the KL term.")
+    noise_warmup_steps: int = setting(
+        0, "Steps over which the posterior noise rises from 0 (0: full noise from the start)."
+    )
+    reconstruction_weight: float = setting(1e-4, "a2: weight of the reconstruction term.")
+    class_weight: float = setting(
+        0.0,
+        "3D-VAE-GAN: weight of an auxiliary cross-entropy of a linear class head on E's posterior mean against "
+        "the records' class ids (0: no class head).",
+    )
+    augment_images: bool = setting(
+        False, "Reframe, recolour, blur and JPEG-compress training photos (keras_vaegan/augment.py)."
+    )
+    schedule: str = setting("joint", "3D-VAE-GAN training schedule.", SCHEDULES)
+    pretrain_steps: int = setting(0, "Separate schedule: G/D steps before the encoder's.")
+    init_from: str = setting("", "A .keras 3D-GAN whose G and D start this run.")
+    precision: str = setting("float32", "Keras dtype policy.", PRECISIONS)
+    distribution_strategy: str = setting(
+        "one_device", "tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.", STRATEGIES
+    )
+    jit_compile: bool = setting(False, "XLA; slower on CPU for 3D convolutions.")
+    seed: int = setting(0, "Seed of weights, noise and data order.")
+    checkpoint_every: int = setting(100, "Steps between checkpoints.")
+    keep_checkpoints: int = setting(3, "Checkpoints kept.")
+    sample_every: int = setting(100, "Steps between sample pictures.")
+    log_every: int = setting(10, "Steps between TensorBoard scalars.")
+    mesh_summary_every: int = setting(100, "Steps between TensorBoard 3D meshes of the sample shapes (0: none).")
+    on_nonfinite: str = setting(
+        "stop",
+        "A NaN/Inf loss: stop, or drop that step's update (back to the last checkpoint and replay) and go on.",
+        ON_NONFINITE,
+    )
+    max_skipped_in_a_row: int = setting(5, "--on_nonfinite=skip: stop after this many non-finite steps in a row.")
+    bad_records: str = setting(
+        "fail",
+        "A damaged or foreign TFRecord record: fail naming file and record, or leave it out and count it.",
+        BAD_RECORDS,
+    )
 
     def validate(self):
         _check(self.batch_size >= 1, "batch_size", f"{self.batch_size} must be at least 1")

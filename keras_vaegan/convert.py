@@ -10,13 +10,12 @@ code, a discriminator given as the generator) is one `error:` line, exit 2.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from vaegan_utils.cli import fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_enum("from", None, ["torch7", "pytorch"], "Source of the weights: the authors' Torch7 .t7 files "
@@ -74,7 +73,7 @@ def to_pytorch():
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("out",))
+    parse_flags(FLAGS, argv, __doc__, required=("out",))
     if FLAGS.to == "keras":
         for name in ("from", "generator"):
             if not FLAGS[name].value:
@@ -92,10 +91,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from vaegan_utils.cli import fail, parse_flags  # noqa: E402
+from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", None, "The .keras file written by training.", flag_values=FLAGS)
@@ -72,7 +72,7 @@ def _photos(model):
 
 
 def main(argv):
-    parse_flags(FLAGS, argv, required=("model", "out"))
+    parse_flags(FLAGS, argv, __doc__, required=("model", "out"))
     _check_counts()
     import numpy as np
     import tensorflow as tf
@@ -122,10 +122,7 @@ def main(argv):
     return 0
 
 
-def run():
-    """Console entry point."""
-    sys.exit(main(sys.argv))
-
+run = console_entry(main)
 
 if __name__ == "__main__":
     run()

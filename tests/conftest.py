@@ -51,12 +51,51 @@ def run_cli(main, flag_values, argv, capsys):
     return code, capsys.readouterr()
 
 
+def in_process(main, flag_values, capsys):
+    """A function that runs a CLI's main in this process on (args...) as its console entry would, and returns
+    what `run_module` returns (a CompletedProcess: returncode, stdout, stderr)."""
+
+    def run(*args):
+        argv = ["command", *map(str, args)]
+        code, captured = run_cli(main, flag_values, argv, capsys)
+        return subprocess.CompletedProcess(argv, code or 0, captured.out, captured.err)
+
+    return run
+
+
 def assert_refused(code, captured, argv):
     """Asserts exit code 2 and exactly one `error:` line without a traceback; returns that line."""
     lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     assert code == 2, (argv, code, captured.err[-1000:])
     assert len(lines) == 1 and "Traceback" not in captured.err, (argv, captured.err[-1000:])
     return lines[0]
+
+
+# ---------------------------------------------------------------- figures
+
+
+def figure_cells(path, cell_size):
+    """The cells of a PNG laid out by vaegan_utils.render.tile_cells (square cells, 1-pixel separators), decoded:
+    a list of rows, each a list of uint8 (cell_size, cell_size, 3) arrays. Fails unless the picture is such a
+    grid."""
+    from PIL import Image
+
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    step = cell_size + 1
+    rows, columns = (picture.shape[0] + 1) // step, (picture.shape[1] + 1) // step
+    assert picture.shape[:2] == (rows * step - 1, columns * step - 1), (path, picture.shape)
+    return [[picture[r * step : r * step + cell_size, c * step : c * step + cell_size] for c in range(columns)]
+            for r in range(rows)]
+
+
+def foreground_share(cell):
+    """The share of a cell's pixels that are not its white background."""
+    return float((cell != 255).any(axis=-1).mean())
+
+
+def distinct(cells):
+    """How many of the cells differ from each other."""
+    return len({cell.tobytes() for cell in cells})
 
 
 # ---------------------------------------------------------------- data
@@ -81,9 +120,10 @@ def box_voxels(resolution, low, high):
     return grid
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory):
-    """A tiny synthetic TFRecord dataset (12 photos and shapes at 32^3, two shards), one per test module."""
+    """A tiny synthetic TFRecord dataset (12 photos and shapes at 32^3, two shards), written once per session:
+    tests only read it."""
     from data_tools.synthetic import write_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synthetic")
@@ -91,9 +131,10 @@ def dataset_dir(tmp_path_factory):
     return str(out)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained_vaegan_run(tmp_path_factory, dataset_dir):
-    """The folder of a tiny 3D-VAE-GAN trained 4 steps: model.keras, and checkpoints/ckpt-2 and ckpt-4."""
+    """The folder of a tiny 3D-VAE-GAN trained 4 steps: model.keras, and checkpoints/ckpt-2 and ckpt-4, trained
+    once per session: tests only read it."""
     from keras_vaegan import training
     from keras_vaegan.config import ModelConfig, TrainConfig
 

@@ -55,7 +55,7 @@ def _refusal(argv, capsys):
         (lambda tmp: _npz(tmp / "bad.npz", grids=np.zeros((2, 8, 8, 8))), [], "expected voxels/labels/class_names"),
         (lambda tmp: str(tmp / "missing.npz"), [], "is not a file"),
         (None, ["--class_name=lamp"], "no class 'lamp'"),
-        (None, ["--model_type=vaegan"], "--model_type"),
+        (None, ["--model_type=vaegan", "--latent_std=1"], "--model_type"),
         (None, ["--ema_momentum=1.5"], "--ema_momentum"),
         (None, ["--budget_minutes=0"], "--budget_minutes"),
         (None, ["--resolution=64"], "grids of 32^3"),

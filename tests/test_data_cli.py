@@ -1,11 +1,13 @@
-"""`python -m data_tools` as a user runs it: the default multi-process runner, inspect, re-runs,
-one-line errors; and (large) train.py on the converted IKEA sample and ModelNet chairs."""
+"""`python -m data_tools` as a user runs it: the default multi-process runner, inspect, re-runs; one-line
+errors (in this process); and (large) train.py on the converted IKEA sample and ModelNet chairs."""
 
 import os
 import subprocess
 import sys
 
 import pytest
+
+from conftest import in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -47,7 +49,11 @@ def test_convert_inspect_and_rerun(ikea_dataset):
     assert again.returncode == 0 and "already complete (60 records), nothing to do" in again.stdout
 
 
-def test_bad_input_is_one_line(ikea_dataset, tmp_path):
+def test_bad_input_is_one_line(ikea_dataset, tmp_path, capsys, monkeypatch):
+    import data_tools.__main__ as command
+
+    monkeypatch.chdir(ROOT)
+    run = in_process(command.main, command.FLAGS, capsys)
     assert_one_line_error(run("modelnet", "--input", str(tmp_path / "none"), "--out", str(tmp_path / "o")),
                           "none: no such file or directory (--input)")
     assert_one_line_error(run("modelnet", "--input", IKEA, "--out", str(ikea_dataset)),

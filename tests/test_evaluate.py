@@ -1,13 +1,18 @@
-"""python -m keras_vaegan.evaluate: every task end to end on the real files in ../shared/data, and bad inputs."""
+"""python -m keras_vaegan.evaluate: every task end to end on the real files in ../shared/data, and bad inputs.
 
+The command runs in this process (`in_process`); test_commands.py runs it as a program."""
+
+import dataclasses
 import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from conftest import run_module, save_tiny_model, the_error
+from conftest import distinct, figure_cells, foreground_share, in_process, save_tiny_model, the_error
 from keras_vaegan.data import encode_example
 from keras_vaegan.evaluation import ikea_data
 from vaegan_utils.readers import read_voxel_array
@@ -17,8 +22,13 @@ IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
 CHAIRS = os.path.join(ROOT, "..", "shared", "data", "modelnet10-chair-32.npy.gz")
 
 
-def evaluate(*args):
-    return run_module("keras_vaegan.evaluate", *args)
+@pytest.fixture
+def evaluate(capsys, monkeypatch):
+    """Runs the evaluate command on (args...) from the repository folder; a CompletedProcess."""
+    from keras_vaegan import evaluate as command
+
+    monkeypatch.chdir(ROOT)
+    return in_process(command.main, command.FLAGS, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,7 @@ def ikea_shapes(tmp_path_factory):
     return root
 
 
-def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, tmp_path):
+def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, tmp_path, evaluate):
     result = evaluate("ikea", f"--model={models['vaegan']}", f"--data={IKEA}", f"--out={tmp_path}",
                       "--best_transform", "--batch_size=16")
     assert result.returncode == 0, result.stderr
@@ -68,10 +78,14 @@ def test_ikea_scores_the_real_photos_against_both_reference_predictors(models, t
     assert len(metrics["per_photo"]) == 60 and set(metrics["iou"]) == {"IoU at 0.3", "IoU at 0.4", "IoU at 0.5"}
     table = (tmp_path / "table.md").read_text()
     assert "| class mean shape (oracle on class) |" in table and table in result.stdout
-    assert (tmp_path / "ikea_examples.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "ikea_examples.png", 128)  # per class its best and worst photo
+    assert 6 <= len(rows) <= 12 and {len(row) for row in rows} == {3}
+    photos, _, truths = zip(*rows)
+    assert distinct(photos) == len(rows) and min(map(foreground_share, photos)) > 0.2  # a wide photo fills a band
+    assert min(map(foreground_share, truths)) > 0.05  # a rendered piece of furniture in every ground-truth cell
 
 
-def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path):
+def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path, evaluate):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)
     model = (root / "Lists" / "ModelID.txt").read_text().split()[0]
@@ -85,7 +99,7 @@ def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_pat
     assert result.stderr.count("evaluate: skipped ") == lost + 1
 
 
-def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path):
+def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path, evaluate):
     models_of_photos = (open(os.path.join(IKEA, "Lists", "ModelID.txt")).read().split())
     heldout = tmp_path / "heldout_models.txt"
     heldout.write_text(f"model{int(models_of_photos[0]):04d}\nmodel0001\n")
@@ -102,7 +116,7 @@ def test_ikea_scores_photos_of_held_out_models_on_their_own(models, tmp_path):
     assert "1 ids are not models of" in error and "model9999" in error
 
 
-def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
+def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path, evaluate):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)
     lists = root / "Lists"
@@ -121,9 +135,7 @@ def test_ikea_refuses_a_single_class_and_a_3d_gan(models, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path):
-    import numpy as np
-
+def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_path, evaluate):
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
@@ -153,7 +165,7 @@ def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_pa
                                           abs=1e-4)
 
 
-def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path):
+def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path, evaluate):
     from keras_vaegan.config import ModelConfig, TrainConfig
     from keras_vaegan.models import build_model
 
@@ -170,9 +182,7 @@ def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path)
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path):
-    import numpy as np
-
+def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trained_vaegan_run, tmp_path, evaluate):
     from keras_vaegan.evaluation import ikea
     from keras_vaegan.model_file import load_trained_model
     from vaegan_utils.images import resize_with_pad
@@ -200,7 +210,8 @@ def test_ensemble_of_checkpoints_restores_each_into_the_models_architecture(trai
                                           abs=1e-4)
 
 
-def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path):
+def test_ensemble_refuses_checkpoints_of_another_model_and_empty_folders(models, trained_vaegan_run, tmp_path,
+                                                                         evaluate):
     from keras_vaegan.model_file import load_trained_model
 
     tf.train.Checkpoint(model=load_trained_model(models["gan"])).write(str(tmp_path / "gan" / "ckpt-1"))
@@ -239,7 +250,7 @@ def heldout_renders(tmp_path_factory):
     return out
 
 
-def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models, heldout_renders, tmp_path):
+def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models, heldout_renders, tmp_path, evaluate):
     result = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}", f"--out={tmp_path}",
                       "--max_records=20", "--batch_size=16")
     assert result.returncode == 0, result.stderr
@@ -255,7 +266,11 @@ def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models,
     assert ap["model"]["mean"] == pytest.approx(
         sum(v for k, v in ap["model"].items() if k != "mean") / (len(ap["model"]) - 1))
     assert "| model |" in (tmp_path / "table.md").read_text()
-    assert (tmp_path / "renders_examples.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "renders_examples.png", 128)  # per class its best and worst picture
+    assert len({row["class"] for row in metrics["per_record"]}) <= len(rows) and {len(row) for row in rows} == {3}
+    pictures, _, truths = zip(*rows)
+    assert distinct(pictures) == len(rows) and min(map(foreground_share, pictures)) > 0.9
+    assert min(map(foreground_share, truths)) > 0.05
     again = evaluate("renders", f"--model={models['vaegan']}", f"--data={heldout_renders}",
                      f"--out={tmp_path / 'all'}", "--max_records=0")
     assert json.loads((tmp_path / "all" / "metrics.json").read_text())["scored"] == len(heldout), again.stderr
@@ -265,7 +280,8 @@ def test_renders_scores_pictures_against_their_shapes_and_the_mean_shape(models,
     assert [row["ap"] for row in rows] == [row["ap"] for row in metrics["per_record"]], twice.stderr
 
 
-def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path):
+def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shapes, heldout_renders, tmp_path,
+                                                                evaluate):
     error = the_error(evaluate("renders", f"--model={models['vaegan']}", f"--data={ikea_shapes / 'train'}",
                                f"--out={tmp_path / 'o'}"))
     assert error.startswith(f"error: --data: {ikea_shapes / 'train' / 'train.tfrecord'}: record 0")
@@ -288,7 +304,7 @@ def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shap
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path):
+def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path, evaluate):
     result = evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert "holds 20^3 shapes and the model makes 32^3: the shapes are resampled" in result.stderr
@@ -298,10 +314,17 @@ def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(mode
     assert sum(map(sum, metrics["confusion"])) == 12 and 0 <= metrics["accuracy"] <= 1
     assert "| **all** | 12 |" in (tmp_path / "table.md").read_text()
     assert 0 <= metrics["untrained_reference"]["accuracy"] <= 1
-    assert (tmp_path / "confusion.png").stat().st_size > 500
+    picture = np.asarray(Image.open(tmp_path / "confusion.png").convert("RGB"))
+    label_width = 8 + 7 * len("chair")
+    assert picture.shape == (40 + label_width + 3 * 40 + 10, label_width + 3 * 40 + 10, 3)
+    for i, row in enumerate(metrics["confusion"]):  # each cell shaded by its share of the row
+        for j, count in enumerate(row):
+            shade = int(255 - 200 * count / max(sum(row), 1))
+            corner = picture[40 + label_width + i * 40 + 36, label_width + j * 40 + 36]
+            assert tuple(corner) == (shade, shade, 255), (i, j, corner)
 
 
-def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path):
+def test_classify_refuses_a_single_class_split_and_a_missing_split(models, ikea_shapes, tmp_path, evaluate):
     error = the_error(evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}",
                                "--test_split=one_class", f"--out={tmp_path / 'o'}"))
     assert error.startswith("error: --test_split:") and "1 class(es) (chair)" in error
@@ -324,7 +347,7 @@ def chair_records(tmp_path_factory):
     return root
 
 
-def test_generation_scores_samples_and_the_training_set_reference(models, chair_records, tmp_path):
+def test_generation_scores_samples_and_the_training_set_reference(models, chair_records, tmp_path, evaluate):
     result = evaluate("generation", f"--model={models['gan']}", f"--data={chair_records / 'held_out'}",
                       f"--train_data={chair_records / 'train'}", "--samples=8", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -334,13 +357,16 @@ def test_generation_scores_samples_and_the_training_set_reference(models, chair_
     reference = metrics["training_shapes_reference"]
     assert reference["num_samples"] == 8 and reference["memorization_nn_iou"] == 1.0  # copies of training shapes
     assert "Reference: 8 training shapes" in (tmp_path / "table.md").read_text()
-    assert (tmp_path / "nearest_training_shapes.png").stat().st_size > 1000
+    rows = figure_cells(tmp_path / "nearest_training_shapes.png", 128)  # 8 samples, each beside its nearest
+    assert len(rows) == 4 and {len(row) for row in rows} == {4}
+    nearest = [cell for row in rows for cell in row[1::2]]
+    assert min(map(foreground_share, nearest)) > 0.05  # real chairs
     error = the_error(evaluate("generation", f"--model={models['gan']}", f"--data={tmp_path / 'none'}",
                                f"--train_data={chair_records / 'train'}", f"--out={tmp_path / 'o'}"))
     assert error.startswith("error: --data:") and "not a directory" in error
 
 
-def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
+def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, evaluate):
     result = evaluate("latent", f"--model={models['gan']}", f"--out={tmp_path / 'z'}", "--steps=4", "--units=2",
                       "--unit_shapes=2")
     assert result.returncode == 0, result.stderr
@@ -368,12 +394,16 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path):
     (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
     (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),
+    (["latent", "--model=m", "--out=o", "--steps=1"], "--steps: 1 is not in [2, 32]"),
+    (["generation", "--model=m", "--out=o", "--data=d", "--train_data=t", "--batch_size=0"],
+     "--batch_size: 0 must be at least 1"),
+    (["classify", "--model=m", "--out=o", "--data=d", "--svm_c=0"], "--svm_c: 0.0 must be positive"),
 ])
-def test_bad_flags_are_one_line_and_exit_2(args, fragment):
+def test_bad_flags_are_one_line_and_exit_2(args, fragment, evaluate):
     assert fragment in the_error(evaluate(*args))
 
 
-def test_bad_photos_for_latent_are_one_line(models, tmp_path):
+def test_bad_photos_for_latent_are_one_line(models, tmp_path, evaluate):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a picture")
     error = the_error(evaluate("latent", f"--model={models['vaegan']}", f"--out={tmp_path / 'o'}",
@@ -385,3 +415,26 @@ def test_bad_photos_for_latent_are_one_line(models, tmp_path):
                                f"--images={broken},{broken}"))
     assert "is a 3D-GAN" in error
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_task_is_a_function_of_its_config(models):
+    from keras_vaegan.evaluation.settings import EvaluationConfig, EvaluationError
+    from keras_vaegan.evaluation.tasks import run_task
+
+    result = run_task("latent", EvaluationConfig(model=models["gan"], steps=2, units=1, unit_shapes=1))
+    assert result.metrics["task"] == "latent" and len(result.metrics["interpolation_occupancy"]) == 2
+    assert set(result.figures) == {"interpolation.png", "arithmetic.png", "units.png"}
+    assert "| unit | shape |" in result.table
+    with pytest.raises(EvaluationError, match="^--data is required for ikea$"):
+        run_task("ikea", EvaluationConfig(model=models["vaegan"]))
+
+
+def test_every_evaluation_setting_is_a_flag_with_its_default():
+    from keras_vaegan import evaluate as command
+    from keras_vaegan.evaluation.settings import EvaluationConfig
+    from vaegan_utils.cli import config_from_flags
+
+    defined = {flag.name for flags in command.FLAGS.flags_by_module_dict().values() for flag in flags}
+    assert defined == {field.name for field in dataclasses.fields(EvaluationConfig)} | {"out"}
+    command.FLAGS.unparse_flags()
+    assert config_from_flags(command.FLAGS, EvaluationConfig) == EvaluationConfig()

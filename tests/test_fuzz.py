@@ -209,12 +209,12 @@ def world(tmp_path_factory):
 
 def cli_cases(world, out):
     """(name, main, flag values, argv) for every command line; `out` is the path nothing must appear at."""
+    import data_tools.__main__ as data_cli
     import export.__main__ as export_cli
     import train
     from export import infer
     from keras_vaegan import evaluate
 
-    data_main, data_flags = data_tools_cli()
     under_file = os.path.join(world["a_file"], "sub")
     junk = ["--no_such_flag=1", "--batch_size=", "--batch_size=1e99", "--batch_size=x", "--seed=-3",
             "--train_steps=0", "--checkpoint_every=-1", "--on_nonfinite=maybe", "--bad_records=ignore",
@@ -267,7 +267,7 @@ def cli_cases(world, out):
                  ["shapenet", f"--input={world['good_data']}", f"--out={out}", "--num_workers=0"],
                  ["ikea", f"--input={world['random_shard']}", f"--out={out}"], ["modelnet", f"--out={out}"],
                  ["files", f"--input={world['good_data']}", f"--out={under_file}"]):
-        cases.append((f"data_tools-{'-'.join(args)}", data_main, data_flags, ["data_tools", *args]))
+        cases.append((f"data_tools-{'-'.join(args)}", data_cli.main, data_cli.FLAGS, ["data_tools", *args]))
     return cases + generated_flag_cases(world, out, random.Random(3))
 
 
@@ -276,19 +276,20 @@ NOT_NUMBERS = ("", "x", "1.5.2", "0x1g", "--", "\u221e", "1,000", "nan-ish", "\x
 
 def generated_flag_cases(world, out, rng, per_cli=40):
     """Each CLI with one of its own numeric, enum or boolean flags set to a value it cannot take."""
+    from absl import flags
+
+    import data_tools.__main__ as data_cli
     import export.__main__ as export_cli
     import train
-    from absl import flags
     from export import infer
     from keras_vaegan import evaluate
 
-    data_main, data_flags = data_tools_cli()
     clis = [
         ("train", train.main, train.FLAGS, ["train.py", f"--data_dir={world['good_data']}", f"--model_dir={out}"]),
         ("export", export_cli.main, export_cli.FLAGS, ["export", f"--model={world['model']}", f"--out={out}"]),
         ("infer", infer.main, infer.FLAGS, ["infer", f"--model={world['random.tflite']}", "--sample=1", f"--out={out}"]),
         ("evaluate", evaluate.main, evaluate.FLAGS, ["evaluate", "latent", f"--model={world['model']}", f"--out={out}"]),
-        ("data_tools", data_main, data_flags, ["data_tools", "files", f"--input={world['good_data']}", f"--out={out}"]),
+        ("data_tools", data_cli.main, data_cli.FLAGS, ["data_tools", "files", f"--input={world['good_data']}", f"--out={out}"]),
     ]
     cases = []
     for name, main, flag_values, argv in clis:
@@ -307,22 +308,6 @@ def _defining_module(flag_values, argv):
     """The module that defined a CLI's flags (the key of absl's flags_by_module_dict)."""
     modules = flag_values.flags_by_module_dict()
     return max(modules, key=lambda module: len(modules[module]) if not module.startswith("absl") else -1)
-
-
-def data_tools_cli():
-    """data_tools' main with its flags parsed as its console entry parses them."""
-    from absl import flags
-
-    import data_tools.__main__ as data_cli
-    from vaegan_utils.cli import parse_flags
-
-    if "input" not in flags.FLAGS:
-        data_cli._define_flags()
-
-    def main(argv):
-        return data_cli.main([argv[0]] + parse_flags(flags.FLAGS, argv, positional=2))
-
-    return main, flags.FLAGS
 
 
 def check_clis(world, tmp_path, capsys, select):

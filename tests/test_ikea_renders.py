@@ -2,14 +2,13 @@
 
 import io
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import distinct, figure_cells, foreground_share, in_process
 from data_tools import ikea_renders
 from data_tools import photos
 from data_tools.photos import render_photo
@@ -42,7 +41,9 @@ def test_every_library_model_but_the_held_out_ones_is_rendered(renders):
         assert int(record["resolution"]) == 32 and classes[int(record["class_id"])] == record["class_name"].numpy().decode()
         photo = Image.open(io.BytesIO(record["image"].numpy()))
         assert photo.format == "JPEG" and photo.size == (32, 32)
-    assert (out / "preview.png").stat().st_size > 1000
+    preview = [cell for row in figure_cells(out / "preview.png", 96) for cell in row]
+    assert len(preview) == ikea_renders.PREVIEW_PHOTOS and distinct(preview) == len(preview)
+    assert min(map(foreground_share, preview)) > 0.9  # photos over backdrops fill their cells
 
 
 def test_held_out_models_and_bytes_depend_only_on_the_arguments(renders, tmp_path):
@@ -197,8 +198,8 @@ def test_clutter_changes_the_pictures_and_keeps_the_shapes(renders, tmp_path):
     assert sum(r["image"].numpy() != c["image"].numpy() for r, c in zip(records, cluttered)) > 0.9 * len(records)
 
 
-def test_cli_bad_flags_are_one_line(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def test_cli_bad_flags_are_one_line(tmp_path, capsys):
+    run = in_process(ikea_renders.main, ikea_renders.FLAGS, capsys)
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
                            ([f"--input={tmp_path / 'no'}", f"--out={tmp_path}"], "is not a folder"),
                            ([f"--input={tmp_path}", f"--out={tmp_path / 'o'}"], "not an IKEA dataset"),
@@ -212,7 +213,6 @@ def test_cli_bad_flags_are_one_line(tmp_path):
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
                             "--split: heldout renders no model")):
-        result = subprocess.run([sys.executable, "-m", "data_tools.ikea_renders", *args], capture_output=True,
-                                text=True, timeout=120, cwd=ROOT, env=env)
+        result = run(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert fragment in result.stderr.strip().splitlines()[-1]

@@ -2,8 +2,6 @@
 
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,13 +11,12 @@ from tensorboard.plugins.mesh import metadata
 from tensorboard.plugins.mesh import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from conftest import box_voxels
+from conftest import box_voxels, in_process
 from data_tools.synthetic import write_synthetic_dataset
 from keras_vaegan import callbacks, mesh_summaries, training
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig
 from vaegan_utils.mesh import occupancy_mesh, signed_volume
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERTEX = plugin_data_pb2.MeshPluginData.VERTEX
 FACE = plugin_data_pb2.MeshPluginData.FACE
 COLOR = plugin_data_pb2.MeshPluginData.COLOR
@@ -146,12 +143,12 @@ def test_training_logs_meshes_every_n_steps_and_none_when_off(tmp_path, dataset_
     assert glob.glob(str(tmp_path / "off" / "logs" / "events.*")) and mesh_events(str(tmp_path / "off" / "logs")) == {}
 
 
-def test_negative_interval_is_refused_by_config_and_cli(tmp_path):
+def test_negative_interval_is_refused_by_config_and_cli(tmp_path, capsys):
+    import train
+
     with pytest.raises(ConfigError, match="mesh_summary_every"):
         TrainConfig(mesh_summary_every=-1).validate()
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'r'}",
-         "--mesh_summary_every=-1"], capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )
+    result = in_process(train.main, train.FLAGS, capsys)(f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'r'}",
+                                                         "--mesh_summary_every=-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: --mesh_summary_every:")

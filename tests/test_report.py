@@ -5,14 +5,12 @@ import glob
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import box_voxels, save_tiny_model
+from conftest import box_voxels, in_process, run_module, save_tiny_model
 from keras_vaegan import curves, report_page
 from keras_vaegan.data import encode_example
 from vaegan_utils.mesh import occupancy_mesh, signed_volume
@@ -115,18 +113,20 @@ def run_dir(tmp_path_factory):
     return root
 
 
-def run_report(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "keras_vaegan.report", *args], capture_output=True, text=True, timeout=300,
-        cwd=ROOT, env=env,
-    )
+@pytest.fixture
+def run_report(capsys, monkeypatch):
+    """Runs the report command in this process on (args...) from the repository folder; a CompletedProcess."""
+    from keras_vaegan import report
+
+    monkeypatch.chdir(ROOT)
+    return in_process(report.main, report.FLAGS, capsys)
 
 
 def test_cli_writes_the_report_of_a_3d_vae_gan_with_photos_and_curves(run_dir, tmp_path):
     ikea_photo = sorted(glob.glob(os.path.join(IKEA, "*.jpg")))[3]
-    result = run_report(f"--model={run_dir / 'model.keras'}", f"--out={tmp_path}", f"--data_dir={run_dir / 'data'}",
-                        f"--images={ikea_photo}", "--samples=4", "--interpolation_steps=3")
+    result = run_module("keras_vaegan.report", f"--model={run_dir / 'model.keras'}", f"--out={tmp_path}",
+                        f"--data_dir={run_dir / 'data'}", f"--images={ikea_photo}", "--samples=4",
+                        "--interpolation_steps=3")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote {tmp_path / 'index.html'}"
     page = (tmp_path / "index.html").read_text()
@@ -135,7 +135,7 @@ def test_cli_writes_the_report_of_a_3d_vae_gan_with_photos_and_curves(run_dir, t
     assert len(embedded_shapes(page)) == 4 + 3 + 4 and os.path.isfile(tmp_path / "curves.png")
 
 
-def test_cli_skips_reconstructions_of_a_3d_gan_and_a_run_without_logs(tmp_path):
+def test_cli_skips_reconstructions_of_a_3d_gan_and_a_run_without_logs(tmp_path, run_report):
     model = save_tiny_model(str(tmp_path), "gan")
     ikea_photo = sorted(glob.glob(os.path.join(IKEA, "*.jpg")))[0]
     result = run_report(f"--model={model}", f"--out={tmp_path / 'report'}", f"--images={ikea_photo}",
@@ -157,14 +157,14 @@ def test_cli_skips_reconstructions_of_a_3d_gan_and_a_run_without_logs(tmp_path):
         (["--model=m", "--out=x", "--bogus"], "--bogus: unknown flag"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(args, fragment):
+def test_bad_flags_are_one_line_and_exit_2(args, fragment, run_report):
     result = run_report(*args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0]
 
 
-def test_bad_photo_records_and_model_file_are_one_line(run_dir, tmp_path):
+def test_bad_photo_records_and_model_file_are_one_line(run_dir, tmp_path, run_report):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a picture")
     result = run_report(f"--model={run_dir / 'model.keras'}", f"--out={tmp_path / 'r'}", f"--images={broken}")

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import distinct, figure_cells, foreground_share, in_process
 from data_tools import synthetic
 from data_tools.shapes import CLASSES, make_shape
 from keras_vaegan import data
@@ -191,19 +192,24 @@ def _run(*args):
     (["--shapes_per_class=many"], "error: --shapes_per_class: "),
     (["--num_shard=2"], "error: --num_shard: unknown flag"),
 ])
-def test_cli_bad_flag_is_one_line_and_exit_2(tmp_path, args, message):
-    result = _run(f"--out={tmp_path / 'out'}", *args)
+def test_cli_bad_flag_is_one_line_and_exit_2(tmp_path, args, message, capsys):
+    result = in_process(synthetic.main, synthetic.FLAGS, capsys)(f"--out={tmp_path / 'out'}", *args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message)
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_output_is_the_same_bytes_in_another_process(tmp_path):
-    outputs = [tmp_path / "first", tmp_path / "second"]
-    for out in outputs:
-        result = _run(f"--out={out}", "--shapes_per_class=1", "--views_per_shape=1", "--num_shards=3")
+def test_cli_output_is_the_same_bytes_in_another_process(tmp_path, capsys):
+    outputs = [tmp_path / "program", tmp_path / "this_process"]
+    settings = ("--shapes_per_class=1", "--views_per_shape=1", "--num_shards=3")
+    for out, run in zip(outputs, (_run, in_process(synthetic.main, synthetic.FLAGS, capsys))):
+        result = run(f"--out={out}", *settings)
         assert result.returncode == 0, result.stderr
         assert "6/6 records (100%)" in result.stderr
-    assert len(data.find_records(str(outputs[0]))) == 3 and (outputs[0] / "preview.png").exists()
+    assert len(data.find_records(str(outputs[0]))) == 3
+    rows = figure_cells(outputs[0] / "preview.png", 128)  # one row per class, its first shape
+    assert len(rows) == len(CLASSES) and {len(row) for row in rows} == {1}
+    shapes = [row[0] for row in rows]
+    assert distinct(shapes) == len(CLASSES) and min(map(foreground_share, shapes)) > 0.05
     for name in sorted(os.listdir(outputs[0])):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name

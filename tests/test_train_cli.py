@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import in_process
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
@@ -21,12 +23,20 @@ TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
 TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1, keep_checkpoints=5)
 
 
-def run_train(*args, timeout=300):
+def run_train_program(*args):
+    """`python train.py args` in a new process; the CompletedProcess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True, timeout=timeout,
-        env=env, cwd=ROOT,
-    )
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=ROOT)
+
+
+@pytest.fixture
+def run_train(capsys, monkeypatch):
+    """Runs train.py's main in this process on (args...) from the repository folder; a CompletedProcess."""
+    import train
+
+    monkeypatch.chdir(ROOT)
+    return in_process(train.main, train.FLAGS, capsys)
 
 
 def assert_one_line_error(result, *fragments):
@@ -61,13 +71,27 @@ def assert_one_line_error(result, *fragments):
         (["--instance_noise=0.1"], "--instance_noise_steps"),
     ],
 )
-def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment):
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment, run_train):
     result = run_train(f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}", *args)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_required_flags():
+def test_every_config_field_is_a_flag_with_the_fields_default():
+    import train
+
+    defined = {flag.name: flag for flags in train.FLAGS.flags_by_module_dict().values() for flag in flags}
+    fields = [field for config in (ModelConfig, TrainConfig) for field in dataclasses.fields(config)]
+    assert set(defined) == {field.name for field in fields} | {"data_dir", "model_dir"}
+    for field in fields:
+        flag = defined[field.name]
+        assert flag.default == (str(field.default) if field.metadata.get("choices") else field.default), field.name
+        assert flag.help.endswith(field.metadata["help"]), field.name
+    train.FLAGS.unparse_flags()
+    assert train.configs_from_flags() == (ModelConfig(), TrainConfig())  # unparsed flags hold the defaults
+
+
+def test_missing_required_flags(run_train):
     assert_one_line_error(run_train(), "--data_dir")
 
 
@@ -152,7 +176,7 @@ def test_data_errors_name_the_file(tmp_path, dataset_dir):
         data.check_records(data.find_records(dataset_dir), 64, need_images=False)
 
 
-def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir):
+def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir, run_train):
     result = run_train(f"--data_dir={dataset_dir}", f"--model_dir={tmp_path / 'r'}", "--resolution=64")
     assert_one_line_error(result, "32^3", "64^3")
     assert not (tmp_path / "r").exists()
@@ -161,7 +185,7 @@ def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir):
 def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir):
     run = tmp_path / "run"
     common = [f"--data_dir={dataset_dir}", f"--model_dir={run}", "--batch_size=4", "--checkpoint_every=2"]
-    result = run_train(*common, "--model_type=gan", "--train_steps=2")
+    result = run_train_program(*common, "--model_type=gan", "--train_steps=2")
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "samples.png", "run.json", "checkpoints/checkpoint"):
         assert (run / name).exists(), name
@@ -171,7 +195,7 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
     run_json = (run / "run.json").read_text()
     checkpoints = sorted(os.listdir(run / "checkpoints"))
 
-    result = run_train(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
+    result = run_train_program(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
     assert_one_line_error(result, str(run), "model_type=gan", "model_type=vaegan")
     assert (run / "run.json").read_text() == run_json
     assert sorted(os.listdir(run / "checkpoints")) == checkpoints
@@ -194,9 +218,21 @@ def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
     ]
 
 
-def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def two_step_run(tmp_path_factory, dataset_dir):
+    """The folder of TINY_MODEL trained 2 steps with TINY_TRAIN, trained once: tests continue copies of it."""
+    model_dir = str(tmp_path_factory.mktemp("two-steps") / "run")
     training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+    return model_dir
+
+
+def copy_of(run, tmp_path):
+    """A copy of the run folder `run` in tmp_path; its path."""
+    return shutil.copytree(run, str(tmp_path / "run"))
+
+
+def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     rates = dict(generator_learning_rate=0.0125, discriminator_learning_rate=0.0025, encoder_learning_rate=0.0375)
     training.train(TINY_MODEL, TrainConfig(train_steps=4, **rates, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
     model = build_model(TINY_MODEL, TrainConfig(**TINY_TRAIN))
@@ -207,10 +243,10 @@ def test_a_resumed_run_uses_the_learning_rates_it_is_given(tmp_path, dataset_dir
     assert stored == pytest.approx({"g": 0.0125, "e": 0.0375})
 
 
-def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
+def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     config = TrainConfig(train_steps=2, **TINY_TRAIN)
-    final = training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
+    final = os.path.join(model_dir, "model.keras")
     written = os.stat(final).st_mtime_ns
     assert training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False) == final
     assert os.stat(final).st_mtime_ns == written
@@ -253,7 +289,7 @@ def read_class_ids(data_dir):
     return [int(data.decode_example(record)["class_id"]) for record in records]
 
 
-def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir):
+def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir, run_train):
     unlabelled = tmp_path / "unlabelled"
     unlabelled.mkdir()
     records = tf.data.TFRecordDataset(data.find_records(dataset_dir)).take(4)
@@ -267,9 +303,8 @@ def test_class_weight_needs_records_that_name_their_class(tmp_path, dataset_dir)
     assert not (tmp_path / "r").exists()
 
 
-def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch):
-    model_dir = str(tmp_path / "run")
-    training.train(TINY_MODEL, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir, monkeypatch, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     before = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
 
     healthy = losses.non_saturating_generator_loss

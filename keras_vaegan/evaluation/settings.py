@@ -1,0 +1,78 @@
+"""What an evaluation task is given: EvaluationConfig, whose fields are the evaluate command's flags."""
+
+import dataclasses
+
+from keras_vaegan.config import setting
+
+TASKS = ("ikea", "renders", "generation", "classify", "latent")
+ENSEMBLE_TASKS = ("ikea", "renders")
+
+
+class EvaluationError(ValueError):
+    """A bad input of an evaluation; its message is the one line the user reads, naming the flag or file."""
+
+
+def _check(condition, message):
+    if not condition:
+        raise EvaluationError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """One evaluation: the model, the data and the task's settings."""
+
+    model: str = setting("", "The .keras file written by training (or by keras_vaegan.convert).")
+    ensemble: tuple = setting(
+        (),
+        "ikea, renders: more .keras files (other runs of the same configuration), training checkpoints of "
+        "--model's architecture (RUN/checkpoints/ckpt-N) or folders of them (every checkpoint in "
+        "RUN/checkpoints); each picture's prediction is the mean of --model's and theirs.",
+    )
+    data: str = setting(
+        "",
+        "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; generation: held-out "
+        "TFRecords; classify: a converted dataset folder with split sub-folders.",
+    )
+    batch_size: int = setting(8, "Shapes or photos per forward pass.")
+    seed: int = setting(0, "Seed of latent vectors and subsets.")
+    best_transform: bool = setting(False, "ikea: also report the best of 8 turns/mirrors of each prediction.")
+    heldout_models: str = setting(
+        "",
+        "ikea: a file of model ids left out of training (heldout_models.txt of data_tools.ikea_renders); "
+        "their photos are also scored on their own.",
+    )
+    max_records: int = setting(
+        1000, "renders: score a seeded random subset of at most this many records (0: all of them)."
+    )
+    train_data: str = setting("", "generation: TFRecords of the training shapes (memorization check).")
+    samples: int = setting(100, "generation: shapes drawn from the prior.")
+    threshold: float = setting(0.5, "generation, latent: occupancy level of a voxel.")
+    train_split: str = setting("train", "classify: sub-folder of --data the SVM is trained on.")
+    test_split: str = setting("test", "classify: sub-folder of --data it is scored on.")
+    svm_c: float = setting(1.0, "classify: regularization C of the linear SVM.")
+    images: tuple = setting((), "latent: 2 or 3 photos to read through the encoder instead of prior z.")
+    steps: int = setting(8, "latent: shapes in the interpolation strip, both ends included.")
+    unit_shapes: int = setting(16, "latent: prior shapes on which each first-layer unit is switched off.")
+    units: int = setting(8, "latent: first-layer units shown (those that change most voxels).")
+
+    def validate(self, task):
+        """Raises EvaluationError for the first setting `task` cannot run with; returns self."""
+        _check(task in TASKS, f"name a task first: python -m keras_vaegan.evaluate {{{'|'.join(TASKS)}}} "
+                              "--model ... --out ...")
+        _check(task == "latent" or self.data, f"--data is required for {task}")
+        _check(not self.ensemble or task in ENSEMBLE_TASKS,
+               f"--ensemble: only ikea and renders average several models' predictions, not {task}")
+        _check(0 < self.threshold < 1, f"--threshold: {self.threshold} is not in (0, 1)")
+        _check(task != "generation" or self.train_data,
+               "--train_data is required for generation (the memorization check compares samples with it)")
+        _check(not self.images or len(self.images) in (2, 3),
+               f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(self.images)}")
+        for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None),
+                                ("samples", 2, None), ("steps", 2, 32), ("unit_shapes", 1, 256), ("units", 1, 64)):
+            value = getattr(self, name)
+            if high is None:
+                _check(value >= low, f"--{name}: {value} must be at least {low}")
+            else:
+                _check(low <= value <= high, f"--{name}: {value} is not in [{low}, {high}]")
+        _check(self.svm_c > 0, f"--svm_c: {self.svm_c} must be positive")
+        return self
