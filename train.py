@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
-from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig, check_compatible  # noqa: E402
+from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig, validate_all  # noqa: E402
 from vaegan_utils.cli import config_from_flags, console_entry, define_config_flags, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
@@ -26,11 +26,8 @@ def configs_from_flags():
 
 def main(argv):
     parse_flags(FLAGS, argv, __doc__, required=("data_dir", "model_dir"))
-    model_config, train_config = configs_from_flags()
     try:
-        model_config.validate()
-        train_config.validate()
-        check_compatible(model_config, train_config)
+        model_config, train_config = validate_all(*configs_from_flags())
     except ValueError as error:
         fail(f"--{error}")
 

@@ -43,7 +43,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_vaegan import ema  # noqa: E402
-from keras_vaegan.config import ModelConfig, TrainConfig, check_compatible  # noqa: E402
+from keras_vaegan.config import ModelConfig, TrainConfig, validate_all  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
 from vaegan_utils import readers  # noqa: E402
@@ -127,11 +127,9 @@ def main(argv):
     if not any(arg.startswith("--flagfile") for arg in argv[1:]):
         argv = argv[:1] + [f"--flagfile={DEFAULT_FLAGFILE}"] + argv[1:]
     parse_flags(FLAGS, argv, __doc__)
-    model_config, train_config = config_from_flags(FLAGS, ModelConfig), config_from_flags(FLAGS, TrainConfig)
     try:
-        model_config.validate()
-        train_config.validate()
-        check_compatible(model_config, train_config)
+        model_config, train_config = validate_all(config_from_flags(FLAGS, ModelConfig),
+                                                  config_from_flags(FLAGS, TrainConfig))
     except ValueError as error:
         fail(f"--{error}")
     if model_config.model_type != "gan":

@@ -268,6 +268,14 @@ def check_compatible(model_config, train_config):
                           "couples across the batch; use spectral or none")
 
 
+def validate_all(model_config, train_config):
+    """Validates each config and their combination; returns them. Raises ConfigError naming the setting."""
+    model_config.validate()
+    train_config.validate()
+    check_compatible(model_config, train_config)
+    return model_config, train_config
+
+
 def to_json(*configs):
     """Serializes configs into one JSON object keyed by class name."""
     return json.dumps({type(c).__name__: dataclasses.asdict(c) for c in configs}, indent=2, sort_keys=True)
