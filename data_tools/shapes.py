@@ -6,6 +6,8 @@ parts are scaled so the longest side spans the grid less one voxel on each
 side, centred horizontally and standing on the floor. Grids are indexed
 [x, y, z]: z (axis 2) up with index 0 the floor, the front facing -y (the
 layout of vaegan_utils.render and of the ModelNet voxels in ../shared/data).
+`variety` below 1 pulls every random draw towards the middle of its range, so
+the shapes of a class differ less (an easier set: the demo's).
 """
 
 import numpy as np
@@ -218,8 +220,32 @@ def _voxelize(parts, resolution):
     return grid
 
 
-def make_shape(class_name, resolution, rng):
-    """A random solid shape of `class_name` as a bool grid (R, R, R), drawn from `rng`."""
+class _Narrowed:
+    """The draws the builders make (uniform, random, integers, choice), each from a uniform u pulled
+    towards 0.5 by the factor `variety`: 0 gives every shape of a class the middle proportions and styles."""
+
+    def __init__(self, rng, variety):
+        self.rng, self.variety = rng, variety
+
+    def random(self):
+        return 0.5 + self.variety * (self.rng.random() - 0.5)
+
+    def uniform(self, low, high):
+        return low + self.random() * (high - low)
+
+    def integers(self, low, high=None):
+        low, high = (0, low) if high is None else (low, high)
+        return min(low + int(self.random() * (high - low)), high - 1)
+
+    def choice(self, options):
+        return options[self.integers(len(options))]
+
+
+def make_shape(class_name, resolution, rng, variety=1.0):
+    """A random solid shape of `class_name` as a bool grid (R, R, R), drawn from `rng`; `variety` in
+    [0, 1] narrows the draws (1: the full ranges, the same shapes as without it)."""
     if class_name not in _BUILDERS:
         raise ValueError(f"unknown class {class_name!r}, expected one of {', '.join(CLASSES)}")
-    return _voxelize(_BUILDERS[class_name](rng), resolution)
+    if not 0 <= variety <= 1:
+        raise ValueError(f"variety {variety} is not in [0, 1]")
+    return _voxelize(_BUILDERS[class_name](rng if variety == 1 else _Narrowed(rng, variety)), resolution)

@@ -85,6 +85,27 @@ def test_class_traits(seed):
     assert _fill_at(shapes["desk"], 0.5) > 2 * _fill_at(shapes["table"], 0.5)  # drawers and panels
 
 
+def _mean_pairwise_iou(grids):
+    return np.mean([(a & b).sum() / (a | b).sum() for i, a in enumerate(grids) for b in grids[i + 1:]])
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_lower_variety_makes_a_class_more_alike_and_zero_makes_it_one_shape(name):
+    def shapes(variety):
+        return [make_shape(name, 32, np.random.default_rng(seed), variety) for seed in range(6)]
+
+    full, narrow, none = shapes(1.0), shapes(0.3), shapes(0.0)
+    assert _mean_pairwise_iou(narrow) > _mean_pairwise_iou(full)
+    assert all(np.array_equal(none[0], grid) for grid in none[1:])
+    assert np.array_equal(full[0], _shape(name, 32, 0))  # variety 1 draws exactly as before
+
+
+@pytest.mark.parametrize("variety", [-0.1, 1.5])
+def test_variety_outside_0_1_is_refused(variety):
+    with pytest.raises(ValueError, match="variety"):
+        make_shape("chair", 32, np.random.default_rng(0), variety)
+
+
 def test_unknown_class():
     with pytest.raises(ValueError, match="unknown class"):
         _shape("lamp")
@@ -171,9 +192,26 @@ def test_same_seed_same_bytes_other_seed_other_bytes(dataset, tmp_path):
     assert (out / shard).read_bytes() != (other / shard).read_bytes()
 
 
+def _source_ids(out):
+    return {record["source_id"].numpy().decode() for record in _records(out)}
+
+
+def test_first_shape_continues_the_same_sequence_of_shapes(tmp_path):
+    settings = {**SMALL, "views_per_shape": 1, "variety": 0.5}
+    synthetic.write_synthetic_dataset(str(tmp_path / "all"), **{**settings, "shapes_per_class": 3})
+    synthetic.write_synthetic_dataset(str(tmp_path / "first"), **{**settings, "shapes_per_class": 2})
+    synthetic.write_synthetic_dataset(str(tmp_path / "later"), **{**settings, "shapes_per_class": 1, "first_shape": 2})
+    first, later = _source_ids(tmp_path / "first"), _source_ids(tmp_path / "later")
+    assert not first & later and first | later == _source_ids(tmp_path / "all")
+    assert later == {f"synthetic/{name}/00002" for name in CLASSES}
+    shapes = {record["source_id"].numpy().decode(): record["voxels"].numpy() for record in _records(tmp_path / "all")}
+    for record in _records(tmp_path / "later"):
+        assert record["voxels"].numpy() == shapes[record["source_id"].numpy().decode()]
+
+
 @pytest.mark.parametrize("name, value", [
     ("resolution", 48), ("shapes_per_class", 0), ("views_per_shape", 0), ("image_size", 8),
-    ("num_shards", 0), ("num_shards", 25), ("seed", -1),
+    ("num_shards", 0), ("num_shards", 25), ("seed", -1), ("variety", 1.2), ("first_shape", -1),
 ])
 def test_bad_arguments_name_the_flag(tmp_path, name, value):
     with pytest.raises(ValueError, match=f"^{name}: "):
