@@ -12,6 +12,9 @@ Tasks:
   renders     single-picture reconstruction on records of (picture, shape) pairs, such as
               `data_tools.ikea_renders --split heldout` or a model's own training set: average
               precision and IoU at the model's resolution, per class and mean, beside the mean shape
+  summary     a run's numbers on its own kind of data: reconstruction IoU on training records
+              (--train_data) and held-out records (--data) beside the class-mean shape, and prior samples:
+              how many are empty, IoU of each with its nearest training shape
   latent      interpolation, shape arithmetic (from prior z, or from --images through the encoder) and
               what single units of the generator's first layer add to a shape
 ikea and renders score the mean prediction of several models with --ensemble b.keras,c.keras, or of

@@ -366,6 +366,38 @@ def test_generation_scores_samples_and_the_training_set_reference(models, chair_
     assert error.startswith("error: --data:") and "not a directory" in error
 
 
+def test_summary_scores_reconstructions_beside_the_class_mean_and_samples_against_training_shapes(
+        models, tmp_path, evaluate):
+    from data_tools import synthetic
+
+    alike = dict(resolution=32, views_per_shape=1, image_size=32, num_shards=1, variety=0.0)  # a class is one shape
+    synthetic.write_synthetic_dataset(str(tmp_path / "train"), shapes_per_class=2, **alike)
+    synthetic.write_synthetic_dataset(str(tmp_path / "heldout"), shapes_per_class=1, first_shape=2, **alike)
+    result = evaluate("summary", f"--model={models['vaegan']}", f"--data={tmp_path / 'heldout'}",
+                      f"--train_data={tmp_path / 'train'}", "--samples=6", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    training, heldout = metrics["reconstruction"]["training"], metrics["reconstruction"]["held-out"]
+    assert (training["records"], heldout["records"]) == (12, 6)
+    assert training["class_mean_iou"] == heldout["class_mean_iou"] == 1.0  # every shape of a class is the same
+    assert 0 <= training["iou"] < 1 and 0 <= heldout["iou"] < 1
+    samples = metrics["samples"]
+    nearest = samples["nearest_training_iou"]
+    assert samples["count"] == len(nearest) == 6 and samples["training_shapes"] == 12
+    assert samples["nearest_training_iou_median"] == pytest.approx(np.median(nearest), abs=1e-4)
+    assert samples["nearest_training_iou_at_least_0.4"] == sum(v >= 0.4 for v in nearest)
+    assert 0 <= samples["empty"] <= 6 and max(nearest) <= 1
+    assert "class-mean reference" in result.stdout and "median IoU with the nearest" in result.stdout
+    rows = figure_cells(tmp_path / "out" / "summary_nearest.png", 128)  # every sample beside its nearest
+    assert len(rows) == 3 and min(foreground_share(row[1]) for row in rows) > 0.05
+    error = the_error(evaluate("summary", f"--model={models['gan']}", f"--data={tmp_path / 'heldout'}",
+                               f"--train_data={tmp_path / 'train'}", f"--out={tmp_path / 'o'}"))
+    assert "is a 3D-GAN" in error
+    error = the_error(evaluate("summary", f"--model={models['vaegan']}", f"--data={tmp_path / 'heldout'}",
+                               f"--train_data={tmp_path / 'none'}", f"--out={tmp_path / 'o'}"))
+    assert error.startswith("error: --train_data:") and "not a directory" in error
+
+
 def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, evaluate):
     result = evaluate("latent", f"--model={models['gan']}", f"--out={tmp_path / 'z'}", "--steps=4", "--units=2",
                       "--unit_shapes=2")
@@ -391,6 +423,7 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, eval
     (["renders", "--model=m", "--out=o"], "--data is required for renders"),
     (["renders", "--model=m", "--out=o", "--data=d", "--max_records=-1"], "--max_records"),
     (["generation", "--model=m", "--out=o", "--data=d"], "--train_data is required"),
+    (["summary", "--model=m", "--out=o", "--data=d"], "--train_data is required for summary"),
     (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
     (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),

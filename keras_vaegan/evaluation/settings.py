@@ -4,7 +4,7 @@ import dataclasses
 
 from keras_vaegan.config import setting
 
-TASKS = ("ikea", "renders", "generation", "classify", "latent")
+TASKS = ("ikea", "renders", "generation", "classify", "latent", "summary")
 ENSEMBLE_TASKS = ("ikea", "renders")
 
 
@@ -30,7 +30,7 @@ class EvaluationConfig:
     )
     data: str = setting(
         "",
-        "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; generation: held-out "
+        "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; generation, summary: held-out "
         "TFRecords; classify: a converted dataset folder with split sub-folders.",
     )
     batch_size: int = setting(8, "Shapes or photos per forward pass.")
@@ -42,11 +42,11 @@ class EvaluationConfig:
         "their photos are also scored on their own.",
     )
     max_records: int = setting(
-        1000, "renders: score a seeded random subset of at most this many records (0: all of them)."
+        1000, "renders, summary: score a seeded random subset of at most this many records (0: all of them)."
     )
-    train_data: str = setting("", "generation: TFRecords of the training shapes (memorization check).")
-    samples: int = setting(100, "generation: shapes drawn from the prior.")
-    threshold: float = setting(0.5, "generation, latent: occupancy level of a voxel.")
+    train_data: str = setting("", "generation, summary: TFRecords of the training shapes (memorization check).")
+    samples: int = setting(100, "generation, summary: shapes drawn from the prior.")
+    threshold: float = setting(0.5, "generation, latent, summary: occupancy level of a voxel.")
     train_split: str = setting("train", "classify: sub-folder of --data the SVM is trained on.")
     test_split: str = setting("test", "classify: sub-folder of --data it is scored on.")
     svm_c: float = setting(1.0, "classify: regularization C of the linear SVM.")
@@ -63,8 +63,8 @@ class EvaluationConfig:
         _check(not self.ensemble or task in ENSEMBLE_TASKS,
                f"--ensemble: only ikea and renders average several models' predictions, not {task}")
         _check(0 < self.threshold < 1, f"--threshold: {self.threshold} is not in (0, 1)")
-        _check(task != "generation" or self.train_data,
-               "--train_data is required for generation (the memorization check compares samples with it)")
+        _check(task not in ("generation", "summary") or self.train_data,
+               f"--train_data is required for {task} (the memorization check compares samples with it)")
         _check(not self.images or len(self.images) in (2, 3),
                f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(self.images)}")
         for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None),

@@ -330,6 +330,91 @@ def generation_task(config):
     return Result(metrics, table, {"nearest_training_shapes.png": nearest_figure})
 
 
+def _class_mean_predictions(train, class_names):
+    """For each class name, the mean occupancy of the training shapes of that class (the reference predictor
+    that knows the class and nothing else); None where the training set has no shape of that class."""
+    import numpy as np
+
+    means = {name: train.grids[np.array(train.class_names) == name].mean(axis=0) for name in set(train.class_names)}
+    return [means.get(name) for name in class_names]
+
+
+def _reconstruction_scores(model, renders, train, config):
+    """Mean IoU at config.threshold of the model's reconstructions of `renders` and of the class-mean
+    reference, over the records whose class the training set has."""
+    import numpy as np
+
+    from keras_vaegan.evaluation import ikea
+
+    predictions = _reconstruct(Ensemble([model]), renders.images, config)
+    references = _class_mean_predictions(train, renders.class_names)
+    known = [i for i, reference in enumerate(references) if reference is not None]
+    return {
+        "records": len(renders.grids),
+        "iou": float(np.mean([ikea.iou(predictions[i], renders.grids[i], config.threshold) for i in known])),
+        "class_mean_iou": float(np.mean([ikea.iou(references[i], renders.grids[i], config.threshold) for i in known])),
+    }
+
+
+def summary_task(config):
+    """A run's numbers on its own kind of data: reconstruction on training and held-out records, and prior
+    samples against the training shapes; returns its Result."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_vaegan import data
+    from keras_vaegan.evaluation import generation
+    from keras_vaegan.evaluation.records import load_renders
+    from keras_vaegan.evaluation.shape_distance import iou_distances, occupancy
+
+    model = _load_model(config, need_encoder=True)
+    sets = {}
+    for name, folder, flag in (("training", config.train_data, "--train_data"), ("held-out", config.data, "--data")):
+        say(f"reading {folder}")
+        try:
+            sets[name] = load_renders(folder, model.resolution, model.image_size, config.max_records, config.seed)
+        except data.DataError as error:
+            raise EvaluationError(f"{flag}: {error}")
+        _note_resampling(folder, sets[name].stored_resolution, model.resolution)
+    train = sets["training"]
+    reconstruction = {}
+    for name, renders in sets.items():
+        say(f"reconstructing {len(renders.grids)} {name} pictures")
+        reconstruction[name] = _reconstruction_scores(model, renders, train, config)
+
+    say(f"drawing {config.samples} samples from the prior")
+    latent = model.sample_latent(config.samples, tf.constant([config.seed, 0], tf.int64)).numpy()
+    samples = _predict(model.generator, latent, "generating", config.batch_size)
+    _, first = np.unique(train.source_ids, return_index=True)
+    shapes = train.grids[np.sort(first)]
+    occupied = occupancy(samples, config.threshold, "samples")
+    empty = ~occupied.reshape(len(occupied), -1).any(axis=1)
+    nearest = 1.0 - iou_distances(occupied, occupancy(shapes, 0.5, "train")).min(axis=1)
+    nearest[empty] = 0.0
+    metrics = {
+        "task": "summary", "model": config.model, "data": config.data, "train_data": config.train_data,
+        "threshold": config.threshold, "reconstruction": reconstruction,
+        "samples": {"count": len(samples), "empty": int(empty.sum()), "training_shapes": len(shapes),
+                    "nearest_training_iou": [round(float(v), 4) for v in nearest],
+                    "nearest_training_iou_median": float(np.median(nearest)),
+                    "nearest_training_iou_at_least_0.4": int((nearest >= 0.4).sum())},
+    }
+    table = "\n".join([
+        f"What {config.model} makes (IoU at {config.threshold:g}):", "",
+        "| | model | class-mean reference |", "|---|---|---|",
+        *(f"| reconstruction IoU, {len(sets[name].grids)} {name} pictures | {scores['iou']:.3f} | "
+          f"{scores['class_mean_iou']:.3f} |" for name, scores in reconstruction.items()),
+        "", f"| samples from the prior | {len(samples)} |", "|---|---|",
+        f"| empty | {int(empty.sum())} |",
+        f"| median IoU with the nearest of {len(shapes)} training shapes | {np.median(nearest):.3f} |",
+        f"| samples with that IoU at least 0.4 | {int((nearest >= 0.4).sum())} |", ""])
+
+    def nearest_figure(path):
+        generation.write_nearest_figure(samples, shapes, path, count=len(samples), threshold=config.threshold)
+
+    return Result(metrics, table, {"summary_nearest.png": nearest_figure})
+
+
 def classify_task(config):
     """Discriminator features + linear SVM; returns its Result."""
     from keras_vaegan.evaluation import classify, figures
@@ -438,7 +523,7 @@ def latent_task(config):
 
 
 TASKS = {"ikea": ikea_task, "renders": renders_task, "generation": generation_task, "classify": classify_task,
-         "latent": latent_task}
+         "latent": latent_task, "summary": summary_task}
 
 
 def run_task(task, config):
