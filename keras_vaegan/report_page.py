@@ -2,7 +2,9 @@
 
 The page embeds everything it shows (meshes as base64 arrays, photos and curves as
 PNG data URLs) and draws with plain WebGL from `report_viewer.html`, so it opens
-from the file system without network access. Each shape is also written as a PLY
+from the file system without network access. Every shape also has a still
+picture (one shaded view), which the page shows instead of the canvases where
+the browser has no WebGL or no JavaScript. Each shape is also written as a PLY
 file under `meshes/`, through `vaegan_utils.mesh` (the project's one marching cubes).
 """
 
@@ -67,9 +69,11 @@ class _Page:
             "faces": base64.b64encode(faces.astype("<u4").tobytes()).decode("ascii"),
         })
         label = html.escape(f"{caption} ({grid_status(grid)})")
+        still = _png_data_url(render.render_voxels(grid, size=CANVAS_SIZE, threshold=THRESHOLD))
         return (
             f'<figure><canvas class="shape" data-shape="{len(self.shapes) - 1}" width="{CANVAS_SIZE}" '
             f'height="{CANVAS_SIZE}" title="drag to turn, double-click to reset"></canvas>'
+            f'<img class="still" alt="{label}" src="{still}">'
             f'<figcaption><a href="{MESH_DIR}/{name}.ply">{label}</a></figcaption></figure>'
         )
 
@@ -93,7 +97,8 @@ def write_report(out_dir, title, samples, interpolation, reconstructions=None, c
     page.add(f"<h1>{html.escape(title)}</h1>")
     page.add('<p class="hint">Drag a shape to turn it; double-click puts it back. '
              '<label><input type="checkbox" id="turn-together"> turn all shapes together</label></p>')
-    page.add('<p class="note" id="no-webgl" hidden>This browser has no WebGL: the shapes cannot be drawn.</p>')
+    page.add('<p class="note" id="no-webgl" hidden>This browser has no WebGL: each shape is shown as a still '
+             'picture from one side, and cannot be turned.</p>')
 
     page.add("<h2>Random samples</h2>")
     page.add('<p class="hint">Shapes the generator makes from random latent vectors z.</p>')

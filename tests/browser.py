@@ -31,8 +31,9 @@ def chromium_path():
 class Browser:
     """One headless Chromium with one page; use as a context manager (the process is always ended)."""
 
-    def __init__(self, profile_dir):
+    def __init__(self, profile_dir, extra_flags=()):
         self.profile_dir = str(profile_dir)
+        self.extra_flags = tuple(extra_flags)
         self.process = None
         self.socket = None
         self.next_id = 0
@@ -41,7 +42,7 @@ class Browser:
 
     def __enter__(self):
         self.process = subprocess.Popen(
-            [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={self.profile_dir}", "about:blank"],
+            [chromium_path(), *CHROMIUM_FLAGS, *self.extra_flags, f"--user-data-dir={self.profile_dir}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:

@@ -75,6 +75,27 @@ def test_report_draws_every_shape_turns_on_drag_and_logs_no_error(tmp_path):
         assert browser.errors == []
 
 
+def test_report_without_webgl_shows_a_still_picture_of_every_shape(tmp_path):
+    box = box_voxels(32, (6, 10, 0), (26, 22, 8))
+    path = report_page.write_report(str(tmp_path / "report"), "no webgl", samples=np.stack([sphere(), box]),
+                                    interpolation=np.stack([box, sphere()]))
+    with Browser(tmp_path / "profile", extra_flags=("--disable-webgl", "--disable-3d-apis")) as browser:
+        browser.open(f"file://{path}", "document.readyState === 'complete'")
+        assert browser.evaluate("document.getElementById('no-webgl').hidden") is False
+        assert browser.evaluate("Array.from(document.querySelectorAll('canvas.shape')).every("
+                                "c => c.getBoundingClientRect().width === 0)")
+        rects = browser.evaluate(
+            "Array.from(document.querySelectorAll('img.still')).map(c => {"
+            "  const r = c.getBoundingClientRect();"
+            "  return {x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}; })"
+        )
+        assert len(rects) == 4 and all(rect["width"] > 100 for rect in rects)
+        pictures = [np.asarray(browser.screenshot(clip=rect)).astype(int) for rect in rects]
+        counts = [int((picture[..., 2] - picture[..., 0] > 60).sum()) for picture in pictures]  # the stills' blue
+        assert min(counts) > 500, counts
+        assert browser.errors == []
+
+
 class FixedShapes:
     """Stands in for a trained model: its generator and reconstructions are a sphere and a box."""
 

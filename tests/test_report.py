@@ -2,6 +2,7 @@
 
 import base64
 import glob
+import io
 import json
 import os
 import re
@@ -9,10 +10,12 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from conftest import box_voxels, in_process, run_module, save_tiny_model
+from conftest import box_voxels, foreground_share, in_process, run_module, save_tiny_model
 from keras_vaegan import curves, report_page
 from keras_vaegan.data import encode_example
+from vaegan_utils import render
 from vaegan_utils.mesh import occupancy_mesh, signed_volume
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +69,22 @@ def test_page_embeds_every_mesh_and_writes_them_beside_it(tmp_path):
     # Self-contained: nothing is fetched from elsewhere.
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script src" not in page
     assert not glob.glob(str(tmp_path / "**" / "*.tmp-*"), recursive=True)
+
+
+def test_every_shape_has_a_still_picture_for_browsers_without_webgl(tmp_path):
+    box = box_voxels(32, (4, 4, 0), (28, 20, 10))
+    path = report_page.write_report(str(tmp_path), "t", samples=np.stack([box, np.zeros_like(box)]),
+                                    interpolation=np.stack([box[..., 0], box[..., 0]]))
+    page = open(path, encoding="utf-8").read()
+    stills = re.findall(r'<img class="still" alt="([^"]*)" src="data:image/png;base64,([^"]+)"', page)
+    assert len(stills) == page.count('<canvas class="shape"') == 4
+    pictures = [np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")) for _, data in stills]
+    assert {picture.shape for picture in pictures} == {(report_page.CANVAS_SIZE, report_page.CANVAS_SIZE, 3)}
+    np.testing.assert_array_equal(pictures[0], render.render_voxels(box, size=report_page.CANVAS_SIZE))
+    assert foreground_share(pictures[0]) > 0.1 and foreground_share(pictures[1]) == 0  # the empty grid
+    assert "empty: no voxel above 0.5" in stills[1][0]
+    # Without WebGL (or JavaScript) the body keeps the class that hides the canvases and shows the stills.
+    assert '<body class="no-webgl">' in page and "body.no-webgl img.still { display: block; }" in page
 
 
 def test_page_says_why_a_section_is_missing(tmp_path):
