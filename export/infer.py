@@ -2,7 +2,7 @@
 
   python -m export.infer --model reconstruct_fp32.tflite --image photo.jpg --out out/
   python -m export.infer --model reconstruct_fp32.tflite --image photos/ --out out/
-  python -m export.infer --model generator_fp32.tflite --sample 4 --seed 0 --out out/
+  python -m export.infer --model generator_fp32.tflite --sample 4 --seed 0 [--latent_std 0.33] --out out/
 
 For every photo (or sample) writes `<name>.npy` (occupancy probabilities, float32
 (R, R, R), [x, y, z] with z up), `<name>.ply` (marching-cubes mesh at --threshold,
@@ -34,6 +34,9 @@ flags.DEFINE_integer("sample", 0, "Shapes to generate from prior z (with a gener
 flags.DEFINE_integer("seed", 0, "Seed of the prior z of --sample.", lower_bound=0, flag_values=FLAGS)
 flags.DEFINE_enum("latent_prior", "normal", ["normal", "uniform"],
                   "Prior of z for --sample: the model's training prior (3D-VAE-GAN: normal).", flag_values=FLAGS)
+flags.DEFINE_float("latent_std", 1.0, "Deviation of the normal prior for --sample: the model's training one "
+                   "(latent_std in export_report.json; configs/gan_32.flags trains with 0.33).", lower_bound=1e-6,
+                   flag_values=FLAGS)
 flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=FLAGS)
 flags.DEFINE_float("threshold", 0.5, "Occupancy level of the mesh and the picture.", flag_values=FLAGS)
 flags.DEFINE_integer("threads", 2, "Interpreter threads.", lower_bound=1, flag_values=FLAGS)
@@ -99,7 +102,7 @@ def reconstruct(model, paths, pixels, staging):
 def sample(model, staging):
     rng = np.random.default_rng(FLAGS.seed)
     shape = (FLAGS.sample,) + model.input_shape
-    latents = rng.random(shape) if FLAGS.latent_prior == "uniform" else rng.standard_normal(shape)
+    latents = rng.random(shape) if FLAGS.latent_prior == "uniform" else FLAGS.latent_std * rng.standard_normal(shape)
     progress = ProgressCounter("inference", "shapes")
     for i, z in enumerate(latents):
         occupancy = model.run(z)["occupancy"]

@@ -14,12 +14,6 @@ STANDING_BATCH = 128
 STANDING_SEED = -2  # (seed, -2): the prior draw that measures the statistics; gan.py never draws it
 
 
-def uses_ema(model):
-    """Whether the model's generator optimizer keeps a moving average."""
-    optimizer = getattr(model.g_optimizer, "inner_optimizer", model.g_optimizer)
-    return bool(optimizer.use_ema)
-
-
 def averaged_weights(model):
     """G's weights with its trainable ones replaced by their moving averages; G itself is left as it was."""
     generator, optimizer = model.generator, model.g_optimizer

@@ -198,6 +198,11 @@ def test_samples_from_a_generator_file_follow_the_seed(edge_files, tmp_path):
     assert not np.array_equal(first, np.load(tmp_path / "c" / "sample_seed4_000.npy"))
     z = np.random.default_rng(3).standard_normal((2, LATENT)).astype(np.float32)
     np.testing.assert_allclose(first, EdgeModel(paths["generator"]).run(z[0])["occupancy"])
+    code, _, stderr, _ = run_infer(f"--model={paths['generator']}", "--sample=1", "--seed=3", "--latent_std=0.33",
+                                   f"--out={tmp_path / 'narrow'}", "--render_size=64")
+    assert code == 0, stderr
+    np.testing.assert_allclose(np.load(tmp_path / "narrow" / "sample_seed3_000.npy"),
+                               EdgeModel(paths["generator"]).run(0.33 * z[0])["occupancy"], rtol=1e-5, atol=1e-6)
 
 
 def _png_chunk(kind, data):

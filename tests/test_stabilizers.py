@@ -181,7 +181,7 @@ def test_use_averaged_generator_and_checkpoints(ema_run, tmp_path):
     ).assert_existing_objects_matched()
     for a, b in zip(ema.averaged_weights(resumed), ema.averaged_weights(model)):
         np.testing.assert_array_equal(a, b)  # the averages travel in the checkpoint
-    assert ema.uses_ema(resumed) and not ema.uses_ema(build_gan())
+    assert resumed.g_optimizer.use_ema and not build_gan().g_optimizer.use_ema
     want = ema.averaged_generator(resumed).get_weights()
     ema.use_averaged_generator(resumed)
     for target, source in zip(resumed.generator.get_weights(), want):
