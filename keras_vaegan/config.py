@@ -116,7 +116,9 @@ class TrainConfig:
     )
     label_smoothing: float = setting(0.0, "One-sided label smoothing of real targets.")
     instance_noise: float = setting(0.0, "Deviation of Gaussian noise added to every shape D sees (0: none).")
-    instance_noise_steps: int = setting(0, "Steps over which the instance noise fades linearly to 0.")
+    instance_noise_steps: int = setting(
+        0, "Steps over which the instance noise fades linearly to 0 (0: it never fades)."
+    )
     ema_momentum: float = setting(
         0.0,
         "Keep an exponential moving average of G's weights with this momentum (Keras optimizer use_ema) and save "
@@ -247,11 +249,6 @@ class TrainConfig:
         _check(0 <= self.instance_noise <= 1, "instance_noise", f"{self.instance_noise} is not in [0, 1]")
         _check(
             self.instance_noise_steps >= 0, "instance_noise_steps", f"{self.instance_noise_steps} must not be negative"
-        )
-        _check(
-            self.instance_noise == 0 or self.instance_noise_steps >= 1,
-            "instance_noise_steps",
-            "instance noise fades out over these steps: give at least 1",
         )
 
 

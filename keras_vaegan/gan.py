@@ -173,11 +173,14 @@ class GAN3D(keras.Model):
         return replica_slice(draw(shape, self._stabilizer_seed(stream)), local_batch_size)
 
     def with_instance_noise(self, voxels, stream):
-        """`voxels` plus Gaussian noise whose deviation fades linearly from `instance_noise` to 0."""
+        """`voxels` plus Gaussian noise whose deviation fades linearly from `instance_noise` to 0 over
+        `instance_noise_steps` (0: it stays at `instance_noise`)."""
         if not self.instance_noise:
             return voxels
-        progress = tf.cast(self.step, tf.float32) / float(self.instance_noise_steps)
-        deviation = self.instance_noise * tf.maximum(1.0 - progress, 0.0)
+        deviation = tf.constant(self.instance_noise, tf.float32)
+        if self.instance_noise_steps:
+            progress = tf.cast(self.step, tf.float32) / float(self.instance_noise_steps)
+            deviation *= tf.maximum(1.0 - progress, 0.0)
         noise = self._replica_draw(tf.random.stateless_normal, voxels, stream)
         return voxels + tf.cast(deviation * noise, voxels.dtype)
 

@@ -199,7 +199,6 @@ NAN = float("nan")
         ("instance_noise", -0.1, {}),
         ("instance_noise", 1.5, {}),
         ("instance_noise_steps", -1, {}),
-        ("instance_noise_steps", 0, dict(instance_noise=0.1)),
         ("ema_momentum", 1.0, {}),
         ("ema_momentum", -0.5, {}),
         ("ema_momentum", 1.5, {}),

@@ -61,7 +61,7 @@ def test_r1_adds_half_the_squared_input_gradient_of_real_shapes():
     assert d_penalized - d_plain == pytest.approx(2.0 * penalty, rel=1e-3)
 
 
-def test_instance_noise_fades_out_linearly():
+def test_instance_noise_fades_out_linearly_or_stays():
     model = build_gan(instance_noise=0.4, instance_noise_steps=10)
     voxels = tf.constant(random_voxels(batch=8))
     deviations = []
@@ -72,6 +72,10 @@ def test_instance_noise_fades_out_linearly():
     assert deviations[0] == pytest.approx(0.4, rel=0.02)
     assert deviations[1] == pytest.approx(0.2, rel=0.02)
     assert deviations[2:] == [0.0, 0.0]
+    constant = build_gan(instance_noise=0.3, instance_noise_steps=0)
+    constant.step.assign(10_000)
+    noise = constant.with_instance_noise(voxels, REAL_NOISE_STREAM) - voxels
+    assert float(tf.math.reduce_std(noise)) == pytest.approx(0.3, rel=0.02)  # 0 steps: it never fades
     plain = build_gan()
     assert plain.with_instance_noise(voxels, REAL_NOISE_STREAM) is voxels
 
