@@ -15,23 +15,12 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageOps
 
+from vaegan_utils.errors import BadFile
 from vaegan_utils.files import write_bytes_atomically
 
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24
 MAX_ARRAY_BYTES = 1 << 30  # a .mat variable claiming more is refused before it is read (256^3 grids are 16 MiB)
-
-
-class BadFile(ValueError):
-    """A file that cannot be read; the message is `<path>: <what is wrong>`."""
-
-    def __init__(self, path, problem):
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-
-    def __reduce__(self):  # pickles (Beam workers) with both arguments
-        return BadFile, (self.path, self.problem)
 
 
 def _read_bytes(path):
