@@ -9,6 +9,7 @@ towards -y, unless a docstring says the array is returned as stored.
 import gzip
 import math
 import os
+import warnings
 import zlib
 
 import h5py
@@ -20,6 +21,7 @@ from vaegan_utils import headers
 from vaegan_utils.errors import BadFile
 from vaegan_utils.files import write_bytes_atomically
 from vaegan_utils.headers import MAX_ARRAY_BYTES
+from vaegan_utils.images import pixel_count_problem
 
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24
@@ -471,11 +473,18 @@ def read_image(path):
     are composited over white. Truncated or corrupt files raise BadFile.
     """
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(image), np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                problem = pixel_count_problem(*image.size)
+                if problem:
+                    raise BadFile(path, problem)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return np.asarray(_to_rgb(image), np.uint8)
     except FileNotFoundError:
         raise BadFile(path, "no such file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        if isinstance(error, BadFile):
+            raise
         raise BadFile(path, f"unreadable image: {error}") from error
