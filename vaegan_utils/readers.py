@@ -405,9 +405,9 @@ def _read_open3d_mesh(path):
 
     Vertices repeated at one position (per face in STL, per normal in OBJ) are merged.
     """
-    import open3d as o3d  # a large import: only when a mesh format needs it
-
     headers.check_mesh(path)
+    import open3d as o3d  # a large import (a second or more): only for a file that passed the header checks
+
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         mesh = o3d.io.read_triangle_mesh(str(path))
     mesh.remove_duplicated_vertices()  # OBJ and STL readers repeat a vertex per face or normal
