@@ -45,8 +45,9 @@ flags.DEFINE_enum("direct_running_mode", "multi_processing", ["multi_processing"
                   "DirectRunner: how workers run.", flag_values=FLAGS)
 flags.DEFINE_string("pipeline_options", "", "Further Beam options for the runner, as one string, e.g. "
                     "\"--project=P --region=R --temp_location=gs://B/tmp\".", flag_values=FLAGS)
-flags.DEFINE_float("worker_memory_gb", worker_memory.DEFAULT_GB, "Memory (GiB of data, RLIMIT_DATA) one worker may hold while it converts a "
-                   "sample; a sample needing more is skipped as bad. 0: no limit.", flag_values=FLAGS)
+flags.DEFINE_float("worker_memory_gb", worker_memory.DEFAULT_GB, "Memory (GiB of data, RLIMIT_DATA) a worker may "
+                   "take on while it converts one sample; a sample needing more is skipped as bad. 0: no limit.",
+                   flag_values=FLAGS)
 flags.DEFINE_integer("samples", 16, "inspect: records pictured in contact_sheet.png.", flag_values=FLAGS)
 
 
