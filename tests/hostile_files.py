@@ -119,7 +119,8 @@ def stl_cases(rng):
     nan[0, 0, 0] = np.nan
     cases += [("stl-nan", "stl", binary_stl(nan)), ("stl-inf", "stl", binary_stl(np.where(nan == nan, nan, np.inf))),
               ("stl-degenerate", "stl", binary_stl(np.zeros((4, 3, 3))))]
-    ascii_stl = b"solid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\nendloop\nendfacet\n"
+    ascii_stl = (b"solid t\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\n"
+                 b"endloop\nendfacet\n")
     cases += [(f"stl-ascii-cut-{k}", "stl", ascii_stl[:k]) for k in (5, 30, 60, 75)]
     cases.append(("stl-ascii-nonsense", "stl", b"solid t\nfacet normal x y z\nvertex 1e999999 nan 0\n"))
     return cases
@@ -171,7 +172,8 @@ def binvox_cases(rng):
 
 
 def npy_cases(rng):
-    cases = [(f"npy-grids-{count}", "npy", npy_header((count, 32, 32, 32)) + b"\0" * 64) for count in lying_counts(rng, 8)]
+    cases = [(f"npy-grids-{count}", "npy", npy_header((count, 32, 32, 32)) + b"\0" * 64)
+             for count in lying_counts(rng, 8)]
     cases += [(f"npy-edge-{edge}", "npy", npy_header((1, edge, edge, edge), "<f8")) for edge in (1024, 10**5, 2**21)]
     cases += [(f"npy-cut-{k}", "npy", npy_header((4, 8, 8, 8)) + b"\1" * k) for k in rng.sample(range(0, 2048), 10)]
     cases += [(f"npy-shape-{shape}", "npy", npy_header(shape)) for shape in ((-1, 4, 4, 4), (0, 0, 0), (4, -4, -4, -4))]
@@ -285,7 +287,8 @@ def image_cases(rng):
     cases = []
     for width, height in sizes:
         cases.append((f"png-{width}x{height}", "png", png_header(width, height)))
-        cases.append((f"jpg-{width % 65536}x{height % 65536}", "jpg", jpeg_claiming(width % 65536 or 1, height % 65536 or 1)))
+        jpeg_size = (width % 65536 or 1, height % 65536 or 1)  # a JPEG frame holds 16-bit sizes
+        cases.append((f"jpg-{jpeg_size[0]}x{jpeg_size[1]}", "jpg", jpeg_claiming(*jpeg_size)))
         cases.append((f"gif-{width % 65536}x{height % 65536}", "gif", gif_claiming(width % 65536, height % 65536)))
         cases.append((f"bmp-{width}x{height}", "bmp", bmp_claiming(width, height)))
     cases += [(f"bmp-negative-{k}", "bmp", bmp_claiming(-k, -k)) for k in (1, 2**31 - 1)]
@@ -315,5 +318,6 @@ def hostile_files(rng, bombs=False):
     cases = [case for family in FAMILIES for case in family(rng)]
     cases += [(f"mat-v73-unwritten-{n}", "mat", hdf5_mat_unwritten((n, n, n))) for n in (1024, 800, 512)]
     if bombs:
-        cases += [("npz-bomb-2x600MiB", "npz", npz_bomb(600 << 20, 2)), ("npz-bomb-1.1GiB", "npz", npz_bomb(1100 << 20, 1))]
+        cases += [("npz-bomb-2x600MiB", "npz", npz_bomb(600 << 20, 2)),
+                  ("npz-bomb-1100MiB", "npz", npz_bomb(1100 << 20, 1))]
     return cases
