@@ -13,10 +13,13 @@ pipeline data may exceed any fixed ceiling, is not stopped by memory it held bef
 import contextlib
 import math
 import resource
+import threading
 
 DEFAULT_GB = 4.0
 MIN_GB = 0.5  # a sample rendered at 128 px took about 0.2 GB of data here
 MAX_GB = 4096.0
+_lock = threading.Lock()
+_open = {"samples": 0, "limits": None}  # samples inside a ceiling in this process; the limits before the first
 
 
 def flag_problem(gigabytes):
@@ -39,21 +42,28 @@ def _data_bytes():
 def ceiling(gigabytes):
     """Lets this process take on at most `gigabytes` GiB more data while the block runs (0: no cap).
 
-    The previous limit comes back afterwards. Without /proc (not Linux) nothing is capped.
+    Samples converting at once in threads of one process (multi_threading) share the limit, set by the
+    latest to start; the limit from before comes back when the last one ends. Without /proc (not
+    Linux) nothing is capped.
     """
     held = _data_bytes() if gigabytes else None
     if held is None:
         yield
         return
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    limit = held + int(gigabytes * 2**30)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    with _lock:
+        if not _open["samples"]:
+            _open["limits"] = resource.getrlimit(resource.RLIMIT_DATA)
+        _open["samples"] += 1
+        hard = _open["limits"][1]
+        limit = held + int(gigabytes * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     try:
         yield
     finally:
-        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+        with _lock:
+            _open["samples"] -= 1
+            if not _open["samples"]:
+                resource.setrlimit(resource.RLIMIT_DATA, _open["limits"])
 
 
 def out_of_memory(path, gigabytes):

@@ -269,6 +269,17 @@ def test_a_sample_over_the_worker_memory_ceiling_is_skipped_alone(tmp_path, monk
     assert found["records"] == 3
 
 
+def test_overlapping_memory_ceilings_lift_only_when_the_last_sample_ends():
+    from data_tools import worker_memory
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    with worker_memory.ceiling(1):
+        with worker_memory.ceiling(1):
+            pass
+        assert resource.getrlimit(resource.RLIMIT_DATA)[0] != before[0]
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+
+
 def test_missing_input_and_unknown_layout_are_clear_errors(tmp_path):
     with pytest.raises(ConvertError, match=r"nowhere: no such file or directory \(--input\)"):
         run(tmp_path / "nowhere", tmp_path / "out")
