@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 
 from absl import flags  # noqa: E402
 
+from data_tools import worker_memory  # noqa: E402
 from data_tools.sources import SOURCE_NAMES  # noqa: E402
 from vaegan_utils.cli import console_entry, fail, parse_flags  # noqa: E402
 
@@ -44,6 +45,9 @@ flags.DEFINE_enum("direct_running_mode", "multi_processing", ["multi_processing"
                   "DirectRunner: how workers run.", flag_values=FLAGS)
 flags.DEFINE_string("pipeline_options", "", "Further Beam options for the runner, as one string, e.g. "
                     "\"--project=P --region=R --temp_location=gs://B/tmp\".", flag_values=FLAGS)
+flags.DEFINE_float("worker_memory_gb", worker_memory.DEFAULT_GB, "Memory (GiB of data, RLIMIT_DATA) a worker may "
+                   "take on while it converts one sample; a sample needing more is skipped as bad. 0: no limit.",
+                   flag_values=FLAGS)
 flags.DEFINE_integer("samples", 16, "inspect: records pictured in contact_sheet.png.", flag_values=FLAGS)
 
 
@@ -57,7 +61,7 @@ def _convert(command):
         source=command, input_path=FLAGS.input, out_dir=FLAGS.out, resolution=FLAGS.resolution, views=FLAGS.views,
         image_size=FLAGS.image_size, seed=FLAGS.seed, val_fraction=FLAGS.val_fraction,
         test_fraction=FLAGS.test_fraction, shard_mb=FLAGS.shard_mb, max_error_rate=FLAGS.max_error_rate,
-        backgrounds=FLAGS.backgrounds, up_axis=FLAGS.up_axis,
+        backgrounds=FLAGS.backgrounds, up_axis=FLAGS.up_axis, worker_memory_gb=FLAGS.worker_memory_gb,
     )
     runner = (FLAGS.runner, FLAGS.num_workers, FLAGS.direct_running_mode, FLAGS.pipeline_options)
     try:

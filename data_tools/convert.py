@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 
-from data_tools import manifest, pipeline, sources
+from data_tools import manifest, pipeline, sources, worker_memory
 from data_tools.sources.common import background_files
 from keras_vaegan.data import SCHEMA_VERSION
 from vaegan_utils.errors import LayoutError, first_line
@@ -39,6 +39,9 @@ def _check_settings(settings):
     for name, ok, problem in checks:
         if not ok:
             raise ConvertError(f"{name}: {problem}")
+    memory_problem = worker_memory.flag_problem(settings.worker_memory_gb)
+    if memory_problem:
+        raise ConvertError(f"--worker_memory_gb: {memory_problem}")
     if not settings.input_path:
         raise ConvertError("--input: no input path given")
     if not os.path.exists(settings.input_path):

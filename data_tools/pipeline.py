@@ -17,7 +17,7 @@ import os
 import shlex
 import time
 
-from data_tools import sources, validate
+from data_tools import sources, validate, worker_memory
 from vaegan_utils.errors import first_line
 from vaegan_utils.files import write_atomically
 from vaegan_utils.resample import to_resolution
@@ -120,8 +120,12 @@ def convert_task(item, settings, class_ids, progress_dir):
     key, task = item
     entries = []
     try:
-        entries += [(key, ("record", source_id, data, task.class_name, native))
-                    for source_id, native, data in _records(task, settings, class_ids[task.class_name])]
+        with worker_memory.ceiling(settings.worker_memory_gb):
+            entries += [(key, ("record", source_id, data, task.class_name, native))
+                        for source_id, native, data in _records(task, settings, class_ids[task.class_name])]
+    except MemoryError:
+        entries = [(key, ("skip", task.source_id, task.paths[0],
+                          worker_memory.out_of_memory(task.paths[0], settings.worker_memory_gb)))]
     except Exception as error:  # any failure of one sample skips it, with its reason
         reason = first_line(error, 300)
         files = task.paths + ((task.image_path,) if task.image_path else ())

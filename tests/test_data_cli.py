@@ -62,6 +62,9 @@ def test_bad_input_is_one_line(ikea_dataset, tmp_path, capsys, monkeypatch):
     assert_one_line_error(run("inspect", str(tmp_path)), "no manifest.json")
     assert_one_line_error(run("ikea", "--input", IKEA, "--out", str(tmp_path / "o"), "--resolution=48"),
                           "--resolution: 48 is not one of 32, 64")
+    for value in ("-1", "0.1", "nan", "inf"):
+        assert_one_line_error(run("ikea", "--input", IKEA, "--out", str(tmp_path / "o"), f"--worker_memory_gb={value}"),
+                              f"--worker_memory_gb: {float(value)} is not 0 (no limit) or in [0.5, 4096] GB")
 
 
 @pytest.mark.large

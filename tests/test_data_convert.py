@@ -9,6 +9,7 @@ import errno
 import gzip
 import json
 import os
+import resource
 
 import numpy as np
 import pytest
@@ -245,6 +246,40 @@ def test_broken_files_are_listed_with_their_reason_and_too_many_abort(tmp_path):
     assert found["records"] == 3
 
 
+def test_a_sample_over_the_worker_memory_ceiling_is_skipped_alone(tmp_path, monkeypatch):
+    from data_tools.sources import modelnet
+
+    folder = tmp_path / "in"
+    save_npy_gz(folder / "chair" / "good.npy.gz", boxes(3))
+    np.save(folder / "chair" / "hog.npy", boxes(1))
+    load = modelnet.load
+
+    def load_or_hog(task, settings):
+        if task.paths[0].endswith("hog.npy"):
+            np.ones(2 << 30, np.uint8)  # 2 GiB, over the 1 GiB a sample may take on
+        return load(task, settings)
+
+    monkeypatch.setattr(modelnet, "load", load_or_hog)
+    limit_before = resource.getrlimit(resource.RLIMIT_DATA)
+    found, _ = run(folder, tmp_path / "out", max_error_rate=0.3, worker_memory_gb=1)
+    assert resource.getrlimit(resource.RLIMIT_DATA) == limit_before
+    report = json.load(open(tmp_path / "out" / "report.json"))
+    assert [s["reason"] for s in report["skipped"]] == [
+        f"{folder / 'chair' / 'hog.npy'}: ran out of memory (needed over --worker_memory_gb=1 GiB)"]
+    assert found["records"] == 3
+
+
+def test_overlapping_memory_ceilings_lift_only_when_the_last_sample_ends():
+    from data_tools import worker_memory
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    with worker_memory.ceiling(1):
+        with worker_memory.ceiling(1):
+            pass
+        assert resource.getrlimit(resource.RLIMIT_DATA)[0] != before[0]
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+
+
 def test_missing_input_and_unknown_layout_are_clear_errors(tmp_path):
     with pytest.raises(ConvertError, match=r"nowhere: no such file or directory \(--input\)"):
         run(tmp_path / "nowhere", tmp_path / "out")
@@ -255,4 +290,6 @@ def test_missing_input_and_unknown_layout_are_clear_errors(tmp_path):
         run(tmp_path / "empty", tmp_path / "out", source="ikea")
     with pytest.raises(ConvertError, match="--resolution: 48"):
         run(tmp_path / "empty", tmp_path / "out", resolution=48)
+    with pytest.raises(ConvertError, match=r"--worker_memory_gb: 0.1 is not 0 \(no limit\) or in \[0.5, 4096\]"):
+        run(tmp_path / "empty", tmp_path / "out", worker_memory_gb=0.1)
     assert not (tmp_path / "out").exists()

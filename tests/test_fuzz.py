@@ -7,7 +7,6 @@ The command lines (train.py, data_tools, export, export.infer, evaluate) run in 
 flags, bad files and unwritable folders. The default suite runs a seeded subset; `-m large` all cases.
 """
 
-import io
 import json
 import os
 import random
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_refused, run_cli
+from hostile_files import mat_claiming, npy_header, png_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -46,31 +46,6 @@ def flipped(rng, content, flips):
     for _ in range(flips):
         content[rng.randrange(len(content))] ^= 1 << rng.randrange(8)
     return bytes(content)
-
-
-def png_header(width, height):
-    """A PNG signature and IHDR claiming `width` x `height` pixels, without pixel data."""
-    import struct
-    import zlib
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-
-
-def npy_header(shape, descr="|b1"):
-    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple(shape)}, }}"
-    header += " " * (118 - len(header)) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
-
-
-def mat_claiming(shape):
-    """A MATLAB v5 file whose matrix header claims `shape` (its data is 30 bytes)."""
-    import scipy.io
-
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, {"grid": np.zeros((2, 3, 5), np.uint8)})
-    return buffer.getvalue().replace(np.array([2, 3, 5], "<i4").tobytes(), np.array(shape, "<i4").tobytes())
 
 
 def header_bombs():
@@ -110,30 +85,37 @@ def bad_files(rng, count):
 # ---------------------------------------------------------------- readers, in a child with capped memory
 
 READER_CHILD = r"""
-import json, resource, sys
+import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
 from export.edge import EdgeModel, EdgeModelError
 from vaegan_utils import readers
 from vaegan_utils.images import ImageError, read_rgb
+import open3d  # imported once, as in a conversion worker: the times below are the reads alone
 READERS = {"binvox": readers.read_binvox, "off": readers.read_mesh, "obj": readers.read_mesh,
            "ply": readers.read_mesh, "stl": readers.read_mesh, "mat": readers.read_mat_voxels,
-           "npy": readers.read_voxel_array, "npy.gz": readers.read_voxel_array,
-           "png": (readers.read_image, read_rgb), "jpg": (readers.read_image, read_rgb), "tflite": EdgeModel}
+           "npy": readers.read_voxel_array, "npy.gz": readers.read_voxel_array, "npz": readers.read_labelled_voxels,
+           "png": (readers.read_image, read_rgb), "jpg": (readers.read_image, read_rgb),
+           "gif": (readers.read_image, read_rgb), "bmp": (readers.read_image, read_rgb), "tflite": EdgeModel}
 for path in sys.argv[2:]:
-    ext = path.split(".", 1)[1]
+    ext = path.rsplit("/", 1)[-1].split(".", 1)[1]
     for read in READERS[ext] if isinstance(READERS[ext], tuple) else (READERS[ext],):
+        start, message = time.monotonic(), ""
         try:
             read(path)
             outcome = "read"
         except (readers.BadFile, ImageError, EdgeModelError) as error:
-            outcome = "refused" if str(error).startswith(path) else f"unnamed: {error}"
+            message = str(error)
+            outcome = "refused" if message.startswith(path) and "\n" not in message else f"unnamed: {error}"
         except BaseException as error:
             outcome = f"crash: {type(error).__name__}: {str(error)[:200]}"
-        print(json.dumps([path, read.__name__, outcome]), flush=True)
+        seconds, peak_mib = time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps([path, read.__name__, outcome, seconds, peak_mib, message]), flush=True)
 """
 
 
 def check_readers(tmp_path, cases):
+    """Runs every reader of each (extension, bytes) case in a child with capped address space; returns
+    [path, reader, outcome, seconds, peak resident MiB so far, message] per read."""
     paths = []
     for i, (ext, content) in enumerate(cases):
         if ext == "keras":
@@ -145,9 +127,9 @@ def check_readers(tmp_path, cases):
                            text=True, cwd=ROOT, timeout=600)
     results = [json.loads(line) for line in child.stdout.splitlines()]
     assert child.returncode == 0, f"{child.returncode}: {child.stderr[-2000:]} after {results[-1:]}"
-    bad = [result for result in results if result[2] not in ("read", "refused")]
+    bad = [result[:3] for result in results if result[2] not in ("read", "refused")]
     assert not bad, bad
-    assert {path for path, _, _ in results} == set(paths)
+    assert {result[0] for result in results} == set(paths)
     return results
 
 
@@ -155,14 +137,14 @@ def test_readers_refuse_bad_files_by_name_within_bounded_memory(tmp_path):
     cases = bad_files(random.Random(0), 60)
     results = check_readers(tmp_path, cases[:: FAST_SHARE // 2] + header_bombs())
     bombs = {str(tmp_path / f"case{i:03d}.{ext}") for i, (ext, _) in enumerate(header_bombs())}
-    assert all(outcome == "refused" for path, _, outcome in results if path in bombs)
+    assert all(outcome == "refused" for path, _, outcome, *_ in results if path in bombs)
 
 
 @pytest.mark.large
 def test_readers_full_fuzz(tmp_path):
     results = check_readers(tmp_path, bad_files(random.Random(1), 300))
     print(f"readers: {len(results)} reads of 300 generated files, "
-          f"{sum(outcome == 'refused' for _, _, outcome in results)} refused")
+          f"{sum(outcome == 'refused' for _, _, outcome, *_ in results)} refused")
 
 
 # ---------------------------------------------------------------- command lines, in this process

@@ -11,8 +11,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from vaegan_utils.readers import (BadFile, read_binvox, read_image, read_mat_voxels, read_mesh, read_off,
-                                  read_voxel_array, write_binvox)
+import hostile_files as hostile
+from vaegan_utils.readers import (BadFile, read_binvox, read_image, read_labelled_voxels, read_mat_voxels, read_mesh,
+                                  read_off, read_voxel_array, write_binvox)
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 BINVOX = [os.path.join(DATA, "binvox", name) for name in ("chair.binvox", "8a85.binvox")]
@@ -393,6 +394,37 @@ def test_unknown_mesh_extension_raises_bad_file(tmp_path):
     path = tmp_path / "a.3ds"
     path.write_bytes(b"x")
     assert_bad(read_mesh, str(path), "unknown mesh format '.3ds'")
+
+
+# ---------------------------------------------------------------- headers that lie
+
+
+@pytest.mark.parametrize("name, content, reader, words", [
+    ("x.ply", hostile.ply("ascii", vertices="1000000000"), read_mesh,
+     ("header claims 1000000000 vertices, but the file holds 219 bytes (at most 9 vertices)",)),
+    ("x.ply", hostile.ply("binary_little_endian", faces="1000"), read_mesh,
+     ("header claims 1000 faces, but the file holds", "(at most 100 faces)")),
+    ("x.ply", hostile.ply("ascii", vertices="-4"), read_mesh, ("header claims -4 vertices, a negative count",)),
+    ("x.ply", hostile.ply("ascii", vertex_properties=("int128 x",)), read_mesh, ("not a property of a known type",)),
+    ("x.stl", hostile.binary_stl(hostile.TETRAHEDRON[hostile.TETRAHEDRON_FACES], 1000), read_mesh,
+     ("header claims 1000 triangles (50084 bytes), but the file holds 284 bytes (room for 4 triangles)",)),
+    ("x.binvox", hostile.binvox("100000 100000 100000"), read_binvox, ("(1000000000000000 voxels), over the limit",)),
+    ("x.binvox", hostile.binvox("64 64 64"), read_binvox,
+     ("truncated: header claims dims (64, 64, 64)", "at most 255")),
+    ("x.npy", hostile.npy_header((4, 8, 8, 8)) + bytes(100), read_voxel_array,
+     ("truncated: header claims 4 grids of 8^3 (2048 bytes), but 100 bytes follow it (at most 0 grids)",)),
+    ("x.npy.gz", gzip.compress(hostile.npy_header((3000, 32, 32, 32), "<f8")), read_voxel_array,
+     ("array claims 786432000 bytes from", "more than 1032:1")),
+    ("x.npz", hostile._claim_uncompressed_size(hostile._npz({"voxels.npy": hostile._npy(np.zeros(4))}), 10**8),
+     read_labelled_voxels, ("member 'voxels.npy' claims 100000000 bytes from",)),
+    ("x.mat", hostile.hdf5_mat_unwritten((512, 512, 512)), read_mat_voxels,
+     ("variable 'grid' claims 134217728 bytes from 0 compressed bytes",)),
+    ("x.png", hostile.png_header(9000, 9000), read_image, ("9000x9000 pixels is too large (at most 50 megapixels)",)),
+])
+def test_headers_claiming_more_than_the_file_holds_are_refused(tmp_path, name, content, reader, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert_bad(reader, str(path), *words)
 
 
 # ---------------------------------------------------------------- images

@@ -24,11 +24,19 @@ class ImageError(ValueError):
     """A file cannot serve as a photo; the message names the file and the reason."""
 
 
+def pixel_count_problem(width, height):
+    """Why an image of this size is refused before its pixels are decoded (over MAX_PIXELS), or None."""
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} pixels is too large (at most {MAX_PIXELS // 1_000_000} megapixels)"
+    return None
+
+
 def _check_size(path, width, height):
     if min(width, height) < MIN_EDGE:
         raise ImageError(f"{path}: {width}x{height} pixels is too small (at least {MIN_EDGE} on each side)")
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"{path}: {width}x{height} pixels is too large (at most {MAX_PIXELS // 1_000_000} megapixels)")
+    problem = pixel_count_problem(width, height)
+    if problem:
+        raise ImageError(f"{path}: {problem}")
 
 
 def _to_rgb(path, picture):

@@ -7,7 +7,9 @@ towards -y, unless a docstring says the array is returned as stored.
 """
 
 import gzip
+import math
 import os
+import warnings
 import zlib
 
 import h5py
@@ -15,23 +17,14 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageOps
 
+from vaegan_utils import headers
+from vaegan_utils.errors import BadFile
 from vaegan_utils.files import write_bytes_atomically
+from vaegan_utils.headers import MAX_ARRAY_BYTES
+from vaegan_utils.images import pixel_count_problem
 
 MAT_VOXEL_FIELDS = ("grid", "instance", "voxel", "voxels", "volume")
 _NPY_CHUNK_BYTES = 1 << 24
-MAX_ARRAY_BYTES = 1 << 30  # a .mat variable claiming more is refused before it is read (256^3 grids are 16 MiB)
-
-
-class BadFile(ValueError):
-    """A file that cannot be read; the message is `<path>: <what is wrong>`."""
-
-    def __init__(self, path, problem):
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-
-    def __reduce__(self):  # pickles (Beam workers) with both arguments
-        return BadFile, (self.path, self.problem)
 
 
 def _read_bytes(path):
@@ -75,7 +68,18 @@ def _binvox_header(path, data):
         raise BadFile(path, "header has a non-numeric dim, translate or scale") from None
     if len(dims) != 3 or min(dims) < 1 or len(translate) != 3:
         raise BadFile(path, f"header dims {dims} / translate {translate} are not 3 positive sizes / 3 numbers")
+    _check_binvox_claim(path, dims, len(data) - offset)
     return dims, translate, scale, offset
+
+
+def _check_binvox_claim(path, dims, run_bytes):
+    """Refuses dims over MAX_ARRAY_BYTES voxels, or more than the runs can hold (255 voxels per 2 bytes)."""
+    voxels = math.prod(dims)
+    if voxels > MAX_ARRAY_BYTES:
+        raise BadFile(path, f"header claims dims {dims} ({voxels} voxels), over the limit of {MAX_ARRAY_BYTES}")
+    if voxels > 255 * (run_bytes // 2):
+        raise BadFile(path, f"truncated: header claims dims {dims} ({voxels} voxels), but its {run_bytes} bytes of "
+                            f"run-length data hold at most {255 * (run_bytes // 2)}")
 
 
 def read_binvox(path):
@@ -87,10 +91,11 @@ def read_binvox(path):
     fronts face -y, which is our convention, so only the last two axes swap
     (as binvox_rw's `fix_coords` does).
     """
+    headers.check_file_size(path, 2 * MAX_ARRAY_BYTES, "a binvox file")  # 2 bytes per voxel at most
     data = _read_bytes(path)
     dims, _, _, offset = _binvox_header(path, data)
     runs = np.frombuffer(data, np.uint8, offset=offset)
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)
     if len(runs) % 2:
         raise BadFile(path, f"truncated run-length data (odd number of bytes: {len(runs)})")
     values, counts = runs[0::2], runs[1::2]
@@ -146,29 +151,24 @@ def _load_mat(path):
             with h5py.File(path, "r") as f:
                 datasets = {name: item for name, item in f.items() if isinstance(item, h5py.Dataset)}
                 for name, item in datasets.items():
-                    _check_size(path, name, item.shape, item.dtype.itemsize)
+                    claimed = headers.check_array_bytes(path, f"variable {name!r}", item.shape, item.dtype.itemsize)
+                    headers.check_inflated(path, f"variable {name!r}", claimed, item.id.get_storage_size())
                 return {name: np.asarray(item).transpose() for name, item in datasets.items()}
         except (OSError, ValueError, KeyError) as error:
             if isinstance(error, BadFile):
                 raise
             raise BadFile(path, f"unreadable MATLAB v7.3 (HDF5) file: {error}") from error
+    size = headers.regular_file_size(path)
     try:
         for name, shape, _ in scipy.io.whosmat(path):
-            _check_size(path, name, shape, 8)
+            headers.check_array_bytes(path, f"variable {name!r}", shape, 8)
+            headers.check_inflated(path, f"variable {name!r}", math.prod(shape), size)  # 1 byte per value or more
         return scipy.io.loadmat(path)
     except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError, NotImplementedError,
             zlib.error, scipy.io.matlab.MatReadError) as error:
         if isinstance(error, BadFile):
             raise
         raise BadFile(path, f"unreadable MATLAB file: {error or type(error).__name__}") from error
-
-
-def _check_size(path, name, shape, itemsize):
-    """Refuses a variable whose header claims more than MAX_ARRAY_BYTES, before anything is allocated."""
-    claimed = int(np.prod(shape, dtype=object)) * itemsize
-    if claimed > MAX_ARRAY_BYTES:
-        raise BadFile(path, f"variable {name!r} claims shape {tuple(shape)} ({claimed} bytes), over the "
-                            f"{MAX_ARRAY_BYTES}-byte limit")
 
 
 def read_mat_voxels(path, field=None):
@@ -207,7 +207,7 @@ def _grid_shape(path, shape):
         shape = (shape[0],) + shape[2:]
     if len(shape) == 3:
         shape = (1,) + shape
-    if len(shape) != 4 or len(set(shape[1:])) != 1:
+    if len(shape) != 4 or len(set(shape[1:])) != 1 or shape[0] < 0 or shape[1] < 1:
         raise BadFile(path, f"array of shape {shape} is not (r, r, r), (n, r, r, r) or (n, 1, r, r, r)")
     return shape[0], shape[1]
 
@@ -232,6 +232,21 @@ def _open_npy(path):
         raise BadFile(path, error.strerror or str(error)) from error
 
 
+def _check_npy_claim(path, stream, count, resolution, itemsize):
+    """Refuses a header claiming more grids than the file holds (or deflate could expand it to), or a
+    result over MAX_ARRAY_BYTES, before any grid is read."""
+    headers.check_array_bytes(path, "array", (count, resolution, resolution, resolution), 1)
+    claimed = count * resolution**3 * itemsize
+    size = headers.regular_file_size(path)
+    if str(path).endswith(".gz"):
+        headers.check_inflated(path, "array", claimed, size)
+        return
+    available = size - stream.tell()
+    if claimed > available:
+        raise BadFile(path, f"truncated: header claims {count} grids of {resolution}^3 ({claimed} bytes), but "
+                            f"{available} bytes follow it (at most {available // (resolution**3 * itemsize)} grids)")
+
+
 def read_voxel_array(path):
     """Occupancy grids from `.npy` or `.npy.gz` as bool (n, r, r, r), axes as stored.
 
@@ -250,6 +265,7 @@ def read_voxel_array(path):
         if dtype.hasobject or dtype.kind not in "biuf":
             raise BadFile(path, f"holds {dtype}, not numbers")
         count, resolution = _grid_shape(path, shape)
+        _check_npy_claim(path, f, count, resolution, dtype.itemsize)
         grid_items = resolution**3
         # Grown as the data arrives: a header claiming a huge shape allocates nothing.
         grids = [np.empty((0, resolution, resolution, resolution), bool)]
@@ -281,6 +297,7 @@ def read_labelled_voxels(path):
     Layouts: `voxels`, `labels`, `class_names` (labels index the names), or
     `X_train`, `y_train` (the labels are the names, or numbers named by themselves).
     """
+    headers.check_npz(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
@@ -342,6 +359,7 @@ def read_off(path):
     ModelNet) or on the next one, comments, and extra values per line (such
     as colors). Polygons with more than 3 corners become triangle fans.
     """
+    headers.check_mesh(path)
     lines, problem = _off_lines(path)
     first = next(lines, None)
     if first is None or not first[1][0].startswith("OFF"):
@@ -355,7 +373,7 @@ def read_off(path):
     num_vertices, num_faces = _numbers(words, int, 2, number, problem)
     if num_vertices < 0 or num_faces < 0:
         problem(number, f"negative counts {num_vertices}, {num_faces}")
-    size = os.path.getsize(path)
+    size = headers.regular_file_size(path)
     if 2 * (num_vertices + num_faces) > size:  # every vertex and face takes a line of 2 bytes or more
         problem(number, f"claims {num_vertices} vertices and {num_faces} faces, more than its {size} bytes can hold")
     vertices = np.empty((num_vertices, 3))
@@ -387,10 +405,9 @@ def _read_open3d_mesh(path):
 
     Vertices repeated at one position (per face in STL, per normal in OBJ) are merged.
     """
-    import open3d as o3d  # a large import: only when a mesh format needs it
+    headers.check_mesh(path)
+    import open3d as o3d  # a large import (a second or more): only for a file that passed the header checks
 
-    if not os.path.isfile(path):
-        raise BadFile(path, "no such file")
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         mesh = o3d.io.read_triangle_mesh(str(path))
     mesh.remove_duplicated_vertices()  # OBJ and STL readers repeat a vertex per face or normal
@@ -456,11 +473,18 @@ def read_image(path):
     are composited over white. Truncated or corrupt files raise BadFile.
     """
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(image), np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                problem = pixel_count_problem(*image.size)
+                if problem:
+                    raise BadFile(path, problem)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return np.asarray(_to_rgb(image), np.uint8)
     except FileNotFoundError:
         raise BadFile(path, "no such file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        if isinstance(error, BadFile):
+            raise
         raise BadFile(path, f"unreadable image: {error}") from error

@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import importlib
 
+from data_tools import worker_memory
+
 SOURCE_NAMES = ("ikea", "shapenet", "modelnet", "files")
 
 
@@ -30,11 +32,12 @@ class Settings:
     max_error_rate: float = 0.05
     backgrounds: str = ""
     up_axis: str = "z"
+    worker_memory_gb: float = worker_memory.DEFAULT_GB
 
     def fingerprint_fields(self):
-        """The settings that decide the dataset's content (the output folder is not one of them)."""
+        """The settings that decide the dataset's content (the output folder and limits are not among them)."""
         fields = dataclasses.asdict(self)
-        del fields["out_dir"], fields["max_error_rate"]
+        del fields["out_dir"], fields["max_error_rate"], fields["worker_memory_gb"]
         return fields
 
 

@@ -6,7 +6,6 @@ With `--views 0` the records are the model library instead, one voxel-only recor
 benchmark layout), for shape-only training and classification.
 """
 
-import io
 import os
 
 from PIL import Image
@@ -39,16 +38,12 @@ def photo_bytes(path):
     from data_tools.validate import encode_jpeg
     from vaegan_utils import readers
 
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        with Image.open(io.BytesIO(data)) as picture:
-            picture.load()
-            if picture.format in ("JPEG", "PNG") and picture.mode == "RGB":
-                return data
-    except Exception:  # let the reader name the problem
-        pass
-    return encode_jpeg(readers.read_image(path))
+    pixels = readers.read_image(path)  # refuses a damaged or oversized photo by name before keeping its bytes
+    with Image.open(path) as picture:
+        if picture.format in ("JPEG", "PNG") and picture.mode == "RGB":
+            with open(path, "rb") as file:
+                return file.read()
+    return encode_jpeg(pixels)
 
 
 def load(task, settings):
