@@ -31,11 +31,9 @@ def main(argv):
     except ValueError as error:
         fail(f"--{error}")
 
-    import keras
-
     from keras_vaegan import callbacks, data, run_lock, training
 
-    keras.utils.set_random_seed(FLAGS.seed)
+    training.seed_process(train_config)
     expected = (ConfigError, data.DataError, training.CheckpointError, callbacks.NonFiniteLoss, run_lock.LockError)
     try:
         training.train(model_config, train_config, FLAGS.data_dir, FLAGS.model_dir)

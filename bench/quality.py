@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_vaegan import ema  # noqa: E402
+from keras_vaegan import ema, training  # noqa: E402
 from keras_vaegan.config import ModelConfig, TrainConfig, validate_all  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
@@ -182,7 +182,7 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
             rows.append(row(label, 0, score(samples, reference), time.monotonic() - start))
     print("\n".join(rows), flush=True)
 
-    keras.utils.set_random_seed(train_config.seed)
+    training.seed_process(train_config)
     set_precision(train_config.precision)
     model = build_model(model_config, train_config)
     latent = model.sample_latent(FLAGS.samples, tf.constant([train_config.seed, -1], tf.int64))

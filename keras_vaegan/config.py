@@ -146,6 +146,12 @@ class TrainConfig:
     )
     jit_compile: bool = setting(False, "XLA; slower on CPU for 3D convolutions.")
     seed: int = setting(0, "Seed of weights, noise and data order.")
+    deterministic: bool = setting(
+        False,
+        "Bit-identical weights from every run of the same command on the same machine, killed and resumed or "
+        "not: TensorFlow's op determinism, under which an op without a deterministic kernel stops the run "
+        "(docs/reliability.md, Deterministic mode).",
+    )
     checkpoint_every: int = setting(100, "Steps between checkpoints.")
     keep_checkpoints: int = setting(3, "Checkpoints kept.")
     sample_every: int = setting(100, "Steps between sample pictures.")
@@ -218,6 +224,12 @@ class TrainConfig:
             self.mesh_summary_every >= 0, "mesh_summary_every", f"{self.mesh_summary_every} must not be negative (0: off)"
         )
         _check(self.seed >= 0, "seed", f"{self.seed} must not be negative")
+        _check(
+            not self.deterministic or self.distribution_strategy != "multi_worker_mirrored",
+            "deterministic",
+            "multi_worker_mirrored is not covered: bit-identical runs and resumes are only verified for one process "
+            "on one machine",
+        )
         _check_choice(self.on_nonfinite, "on_nonfinite", ON_NONFINITE)
         _check(
             self.max_skipped_in_a_row >= 1, "max_skipped_in_a_row", f"{self.max_skipped_in_a_row} must be at least 1"

@@ -258,6 +258,24 @@ def decode_image(encoded, image_size):
     return preprocess_image(image, image_size)
 
 
+def _shuffled(records, shuffle_buffer, seed, repeat):
+    """`records` (over and over when `repeat`), shuffled in an order set by `seed` alone.
+
+    Every iterator of the result reads the same elements, which is what makes
+    runs repeatable: under a distribution strategy Keras' `fit` reads a first
+    batch from an iterator of its own before it trains on a second one. A
+    shuffle before `repeat` with `reshuffle_each_iteration` draws each epoch's
+    order from a state its iterators share, so fit's iterator got the next
+    order or the one after, as the first iterator's prefetching happened to
+    reach an epoch's end before or after it started.
+    """
+    if repeat:
+        records = records.repeat()
+    if not shuffle_buffer:
+        return records
+    return records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+
+
 def make_dataset(
     files, resolution, batch_size, image_size=None, shuffle_buffer=1024, seed=0, repeat=True, exclude=None,
     augment=False, class_ids=False,
@@ -289,9 +307,6 @@ def make_dataset(
         _record_reader(exclude), cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    dataset = _shuffled(dataset, shuffle_buffer, seed, repeat)
     dataset = dataset.enumerate().map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -34,6 +34,15 @@ class Stopped(Exception):
     """Training stopped on SIGTERM/SIGINT after writing a checkpoint; the message says where."""
 
 
+def seed_process(train_config):
+    """Seeds Python, NumPy and TensorFlow with `train_config.seed`; with `deterministic`, also turns on
+    TensorFlow's op determinism (deterministic kernels only, tf.data in order). Both last for the whole
+    process: commands call it once, before building a model."""
+    keras.utils.set_random_seed(train_config.seed)
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
 def save_model_atomically(model, path):
     """`model.save` to a temporary `.keras` name, then rename: never a half-written model."""
     temporary = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")

@@ -4,6 +4,7 @@ Defaults: 32^3 voxels, 32x32 images, batches of 2 (the smallest settings the
 models accept), so a compiled train step traces in about a second on CPU.
 """
 
+import gzip
 import json
 import os
 import subprocess
@@ -118,6 +119,24 @@ def box_voxels(resolution, low, high):
     grid = np.zeros((resolution,) * 3 + (1,), "float32")
     grid[low[0] : high[0], low[1] : high[1], low[2] : high[2]] = 1.0
     return grid
+
+
+def boxes(count, resolution=32, seed=0):
+    """`count` grids, each one random solid box."""
+    rng = np.random.default_rng(seed)
+    grids = np.zeros((count, resolution, resolution, resolution), np.float32)
+    for grid in grids:
+        low = rng.integers(0, resolution // 2, 3)
+        high = low + rng.integers(2, resolution // 2, 3)
+        grid[low[0]:high[0], low[1]:high[1], low[2]:high[2]] = 1
+    return grids
+
+
+def save_npy_gz(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wb") as file:
+        np.save(file, array)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -130,6 +130,8 @@ def test_architecture_names_the_discriminator_norm_only_when_it_is_not_the_paper
         dict(instance_noise=0.2, instance_noise_steps=100),
         dict(ema_momentum=0.999),
         dict(ema_momentum=0.0),
+        dict(deterministic=True),
+        dict(deterministic=True, distribution_strategy="mirrored"),
     ],
     ids=repr,
 )
@@ -186,6 +188,7 @@ NAN = float("nan")
         ("log_every", 0, {}),
         ("log_every", -1, {}),
         ("seed", -1, {}),
+        ("deterministic", True, dict(distribution_strategy="multi_worker_mirrored")),
         ("latent_std", 0.0, {}),
         ("latent_std", NAN, {}),
         ("latent_std", 0.5, dict(latent_prior="uniform")),

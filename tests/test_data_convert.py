@@ -21,6 +21,8 @@ from data_tools.convert import ConvertError, convert
 from data_tools.sources import Settings
 from keras_vaegan import data
 
+from conftest import boxes, save_npy_gz
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 CHAIRS = os.path.join(SHARED, "modelnet10-chair-32.npy.gz")
@@ -40,24 +42,6 @@ def records(path):
 def shard_files(out_dir):
     return sorted(os.path.join(dirpath, name) for dirpath, _, names in os.walk(out_dir) for name in names
                   if ".tfrecord" in name)
-
-
-def boxes(count, resolution=32, seed=0):
-    """`count` grids, each one random solid box."""
-    rng = np.random.default_rng(seed)
-    grids = np.zeros((count, resolution, resolution, resolution), np.float32)
-    for grid in grids:
-        low = rng.integers(0, resolution // 2, 3)
-        high = low + rng.integers(2, resolution // 2, 3)
-        grid[low[0]:high[0], low[1]:high[1], low[2]:high[2]] = 1
-    return grids
-
-
-def save_npy_gz(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with gzip.open(path, "wb") as file:
-        np.save(file, array)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,18 @@ def test_a_run_resumed_anywhere_reads_the_batches_of_an_uninterrupted_run(datase
                 np.testing.assert_array_equal(have, want)
 
 
+def test_every_iterator_of_a_training_dataset_reads_the_same_batches(dataset_dir):
+    """Under a distribution strategy Keras' fit reads a batch from an iterator of its own, then trains from a
+    second one: the batches must not depend on how far the first ran (past an epoch's end, it used to take the
+    next epoch's order and leave the following one to fit, or not, as its prefetching happened to go)."""
+    dataset = data.make_dataset(data.find_records(dataset_dir), 32, 2, seed=5)
+    first = iter(dataset)
+    ahead = [next(first).numpy() for _ in range(10)]  # 20 of the 12 records: past the first epoch
+    again = [batch.numpy() for batch in dataset.take(10)]
+    for want, have in zip(ahead, again, strict=True):
+        np.testing.assert_array_equal(have, want)
+
+
 # ---------------------------------------------------------------- NaN / Inf
 
 

@@ -69,6 +69,7 @@ def assert_one_line_error(result, *fragments):
         (["--gan_loss=wgan_gp", "--d_accuracy_threshold=1", "--gradient_penalty=10"], "--discriminator_norm"),
         (["--model_type=vaegan", "--latent_std=0.33"], "--latent_std"),
         (["--instance_noise=0.1", "--instance_noise_steps=-5"], "--instance_noise_steps"),
+        (["--deterministic", "--distribution_strategy=multi_worker_mirrored"], "--deterministic"),
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, args, fragment, run_train):
