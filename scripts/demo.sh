@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# The README's first command: set up, write the embedded synthetic furniture dataset,
-# train 3D-VAE-GAN at 32^3 for a few minutes on the CPU, and leave pictures and a 3D report
-# (report/index.html) in runs/demo/; then export the model (SavedModel, TFLite fp32/fp16/int8)
-# and read a real IKEA photo with the TFLite file alone (no TensorFlow in that process).
+# The README's first command: set up, write the embedded synthetic furniture dataset (and a held-out set of
+# other shapes), train 3D-VAE-GAN at 32^3 for a few minutes on the CPU, and leave pictures and a 3D report
+# (report/index.html) in runs/demo/; export the model (SavedModel, TFLite fp32/fp16/int8), read a real IKEA
+# photo with the TFLite file alone (no TensorFlow in that process), and end with what the model makes, in numbers.
+# Usage: bash scripts/demo.sh [--seed N]   (another seed trains into runs/demo-seedN)
 # Rerunning resumes an unfinished run and skips every finished step.
 set -euo pipefail
+SEED=0
+while (($#)); do
+  case "$1" in
+    --seed) SEED="${2:-}"; shift 2 || { echo "demo: --seed needs a value" >&2; exit 2; } ;;
+    --seed=*) SEED="${1#--seed=}"; shift ;;
+    *) echo "demo: unknown argument $1 (usage: bash scripts/demo.sh [--seed N])" >&2; exit 2 ;;
+  esac
+done
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "demo: --seed: $SEED is not a whole number >= 0" >&2; exit 2; }
 source "$(dirname "$0")/setup_env.sh" train
 
-# 10 shapes per class: in the demo's minutes the model learns a small set far better
-# (reconstruction IoU 0.44 vs 0.32 with 40 per class, same flags; docs/experiments/demo.md).
-DATA=data/synthetic-32-demo
+# An easy set, as a few minutes on a CPU can learn: 10 shapes per class, the shapes of a class alike
+# (--variety 0.3), 4 photos of each; the held-out set holds 4 other shapes per class (docs/experiments/demo.md).
+DATA=data/demo-32-train
+HELDOUT=data/demo-32-heldout
+SHAPES="--resolution 32 --variety 0.3"
 RUN=runs/demo
+[ "$SEED" = 0 ] || RUN=runs/demo-seed$SEED
 if [ ! -f "$DATA/classes.txt" ]; then
-  python -m data_tools.synthetic --out "$DATA" --resolution 32 --shapes_per_class 10 --views_per_shape 2
+  python -m data_tools.synthetic --out "$DATA" $SHAPES --shapes_per_class 10 --views_per_shape 4
 fi
-python train.py --flagfile=configs/demo_32.flags --data_dir="$DATA" --model_dir="$RUN"
+if [ ! -f "$HELDOUT/classes.txt" ]; then
+  python -m data_tools.synthetic --out "$HELDOUT" $SHAPES --first_shape 10 --shapes_per_class 4 --views_per_shape 2
+fi
+python train.py --flagfile=configs/demo_32.flags --data_dir="$DATA" --model_dir="$RUN" --seed="$SEED"
 # The 3D report (rewritten only when the model is newer than it).
 if [ ! "$RUN/report/index.html" -nt "$RUN/model.keras" ]; then
   python -m keras_vaegan.report --model="$RUN/model.keras" --out="$RUN/report" --data_dir="$DATA"
@@ -44,6 +60,11 @@ PYTHON
 fi
 python -m export.infer --model="$EXPORT/reconstruct_fp32.tflite" --image="$PHOTO" --out="$RUN/inference"
 NAME=$(basename "${PHOTO%.*}")
+# What the model makes, in numbers (rewritten only when the model is newer).
+if [ ! "$RUN/summary/table.md" -nt "$RUN/model.keras" ]; then
+  python -m keras_vaegan.evaluate summary --model="$RUN/model.keras" --train_data="$DATA" --data="$HELDOUT" \
+    --samples=16 --seed="$SEED" --out="$RUN/summary" >/dev/null
+fi
 
 echo
 echo "Done. Look at:"
@@ -55,3 +76,6 @@ echo "  tensorboard --logdir $RUN/logs   (curves, the same pictures over time, 3
 echo "  $EXPORT/export_report.md   exported files: sizes, parity with Keras, TFLite op types"
 echo "  $RUN/inference/$NAME.png   the photo $PHOTO beside the shape the TFLite file read from it"
 echo "  $RUN/inference/$NAME.ply   that shape as a mesh (.npy: its occupancy grid)"
+echo "  $RUN/summary/summary_nearest.png   16 prior samples, each beside its nearest training shape"
+echo
+cat "$RUN/summary/table.md"
