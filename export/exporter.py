@@ -6,6 +6,7 @@ export in `--out` stays until the new one is complete.
 """
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -47,14 +48,39 @@ def check_out(out):
 
 
 def staging_folder(out):
-    """A new empty folder beside `out`; ExportError when it cannot be created."""
+    """A new empty folder beside `out`, named after this process; ExportError when it cannot be created."""
     out = os.path.abspath(out)
     parent = os.path.dirname(out)
     try:
         os.makedirs(parent, exist_ok=True)
-        return tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
+        return tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-{os.getpid()}-", dir=parent)
     except OSError as error:
         raise ExportError(f"{out}: cannot be written ({error.strerror or error})") from None
+
+
+def remove_leftovers(out):
+    """Deletes the staging folders and replaced exports that killed exports left beside `out`.
+
+    Only those of processes that are gone: another export into `out` may be running.
+    """
+    out = os.path.abspath(out)
+    parent, name = os.path.split(out)
+    pattern = re.compile(rf"(?:\.{re.escape(name)}\.tmp-(\d+)-.*|{re.escape(name)}\.old-(\d+))")
+    for entry in os.listdir(parent) if os.path.isdir(parent) else []:
+        match = pattern.fullmatch(entry)
+        if match and not process_exists(int(match.group(1) or match.group(2))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def process_exists(pid):
+    """Whether a process with this id runs (or is a zombie) on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def publish(staging, out):
@@ -220,6 +246,7 @@ def export_model(model_path, out, formats, data_dir=None, calibration_samples=10
     to `out`; on any failure the staging folder is removed. `progress(done, total)` follows the files.
     """
     check_out(out)
+    remove_leftovers(out)
     model = load_trained_model(model_path)
     fixed = FixedInputs(model, data_dir, calibration_samples, parity_samples, seed, "tflite_int8" in formats)
     reference = KerasReference(model, fixed)

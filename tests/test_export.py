@@ -208,9 +208,16 @@ def test_a_3d_gan_exports_its_generator_calibrated_on_prior_samples(tmp_path, mo
     assert {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)} == before
     assert sorted(os.listdir(tmp_path)) == ["export", "model.keras"]
     monkeypatch.undo()
+    # What exports killed between their renames leave: removed if their process is gone, kept while it runs.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftovers = [f".export.tmp-{gone.pid}-x1", f"export.old-{gone.pid}", f".export.tmp-{os.getpid()}-x2"]
+    for name in leftovers:
+        os.makedirs(tmp_path / name / "saved_model")
     report = export_model(model_path, out, ("tflite_fp32",), parity_samples=2)
     assert sorted(os.listdir(out)) == ["export_report.json", "export_report.md", "generator_fp32.tflite"]
     assert report["files"][0]["max_abs_diff"] <= 1e-5
+    assert sorted(os.listdir(tmp_path)) == sorted(["export", "model.keras", leftovers[2]])
 
 
 def _not_ours(folder):

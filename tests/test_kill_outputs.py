@@ -205,7 +205,8 @@ def test_an_export_killed_anywhere_then_rerun_writes_the_uninterrupted_runs_outp
     run_to_the_end(export(out))
     assert not incomplete
     assert export_output(out) == reference
+    assert not glob.glob(str(tmp_path / ".killed.tmp-*")) + glob.glob(str(tmp_path / "killed.old-*"))  # cleared
     print(f"\nexport ({duration:.0f} s uninterrupted): {KILLS} kills caught it running in {starts} starts ({ended} "
           f"ended first, with the uninterrupted run's output), at {times} s; the output folder after the kills: absent "
-          f"or complete, never partial; staging folders left beside it: {len(leftovers)}; the rerun wrote the "
+          f"or complete, never partial; staging folders left beside it: {len(leftovers)}, removed by the rerun, which wrote the "
           f"uninterrupted run's TFLite files and report bit for bit, and its SavedModel's variable values")
