@@ -138,9 +138,6 @@ class FixedShapes(keras.callbacks.Callback):
         return keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
 
 
-PICTURE_CELL = 128  # pixels per shape in samples.png and reconstructions.png: large enough to read
-
-
 class SamplePictures(FixedShapes):
     """PNG grids of the fixed shapes (and photos beside their reconstructions), also to TensorBoard.
 
@@ -148,15 +145,17 @@ class SamplePictures(FixedShapes):
     under `out_dir/samples/`.
     """
 
-    def __init__(self, out_dir, writer, every, latent, images=None):
+    def __init__(self, out_dir, writer, every, latent, images=None, cell_size=128):
         super().__init__(writer, every, latent, images)
         self.out_dir = out_dir
+        self.cell_size = cell_size  # pixels per shape
 
     def write(self, step):
         """Renders and saves the pictures for `step`."""
-        pictures = {"samples": render.render_grid(self.shapes(), cell_size=PICTURE_CELL)}
+        pictures = {"samples": render.render_grid(self.shapes(), cell_size=self.cell_size)}
         if self.images is not None:
-            pictures["reconstructions"] = render.side_by_side(self.images, self.reconstructions(), cell_size=PICTURE_CELL)
+            pictures["reconstructions"] = render.side_by_side(self.images, self.reconstructions(),
+                                                              cell_size=self.cell_size)
         os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
         with self.writer.as_default(step=step):
             for name, picture in pictures.items():

@@ -155,6 +155,7 @@ class TrainConfig:
     checkpoint_every: int = setting(100, "Steps between checkpoints.")
     keep_checkpoints: int = setting(3, "Checkpoints kept.")
     sample_every: int = setting(100, "Steps between sample pictures.")
+    picture_size: int = setting(128, "Pixels per shape in samples.png and reconstructions.png (16 to 1024).")
     log_every: int = setting(10, "Steps between TensorBoard scalars.")
     mesh_summary_every: int = setting(100, "Steps between TensorBoard 3D meshes of the sample shapes (0: none).")
     on_nonfinite: str = setting(
@@ -220,6 +221,7 @@ class TrainConfig:
         for name in ("checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
             value = getattr(self, name)
             _check(value >= 1, name, f"{value} must be at least 1")
+        _check(16 <= self.picture_size <= 1024, "picture_size", f"{self.picture_size} is not in [16, 1024]")
         _check(
             self.mesh_summary_every >= 0, "mesh_summary_every", f"{self.mesh_summary_every} must not be negative (0: off)"
         )

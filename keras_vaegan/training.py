@@ -268,7 +268,8 @@ def _train(model_config, train_config, files, scan, pretrained, model_dir, chief
     if chief:
         latent = model.sample_latent(SAMPLE_COUNT, tf.constant([train_config.seed, -1], tf.int64))
         images = _reconstruction_images(files, model_config, exclude) if is_vaegan else None
-        pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images)
+        pictures = callbacks.SamplePictures(model_dir, writer, train_config.sample_every, latent, images,
+                                            train_config.picture_size)
         pictures.set_model(model)  # `fit` sets it too, but a finished run resumed to save runs no `fit`
         run_callbacks.append(pictures)
         if train_config.mesh_summary_every:

@@ -185,6 +185,8 @@ NAN = float("nan")
         ("checkpoint_every", 0, {}),
         ("keep_checkpoints", 0, {}),
         ("sample_every", 0, {}),
+        ("picture_size", 8, {}),
+        ("picture_size", 2048, {}),
         ("log_every", 0, {}),
         ("log_every", -1, {}),
         ("seed", -1, {}),
