@@ -159,7 +159,7 @@ def trained_vaegan_run(tmp_path_factory, dataset_dir):
 
     model_dir = str(tmp_path_factory.mktemp("run"))
     config = TrainConfig(train_steps=4, batch_size=2, checkpoint_every=2, keep_checkpoints=5, sample_every=100,
-                         log_every=1, mesh_summary_every=0)
+                         log_every=1, mesh_summary_every=0, picture_size=32)
     training.train(ModelConfig(model_type="vaegan", resolution=32, latent_dim=16, image_size=32), config,
                    dataset_dir, model_dir, verbose=False)
     return model_dir

@@ -130,7 +130,7 @@ def dataset_dir(tmp_path_factory):
 
 def test_training_logs_meshes_every_n_steps_and_none_when_off(tmp_path, dataset_dir):
     model_config = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
-    settings = dict(batch_size=2, train_steps=2, checkpoint_every=2, sample_every=2, log_every=1)
+    settings = dict(batch_size=2, train_steps=2, checkpoint_every=2, sample_every=2, log_every=1, picture_size=32)
     training.train(model_config, TrainConfig(mesh_summary_every=1, **settings), dataset_dir, str(tmp_path / "on"),
                    verbose=False)
     events = mesh_events(str(tmp_path / "on" / "logs"))

@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import in_process
 from keras_vaegan import callbacks, data, run_lock, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.gan import GAN3D
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = ModelConfig(model_type="gan", resolution=32, latent_dim=16)
-TINY = dict(batch_size=2, sample_every=100, log_every=1, mesh_summary_every=0, keep_checkpoints=10)
+TINY = dict(batch_size=2, sample_every=100, log_every=1, mesh_summary_every=0, keep_checkpoints=10,
+            picture_size=32)
 
 
 def train_command(*args):
@@ -82,10 +84,11 @@ def test_train_cli_refuses_a_folder_in_use_in_one_line(tmp_path, dataset_dir):
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGINT", marks=pytest.mark.large)])
-def test_a_signal_stops_with_a_checkpoint_and_exit_0(tmp_path, dataset_dir, name):
+def test_a_signal_stops_with_a_checkpoint_and_exit_0(tmp_path, dataset_dir, name, capsys):
     model_dir = tmp_path / "run"
     common = [f"--data_dir={dataset_dir}", f"--model_dir={model_dir}", "--model_type=gan", "--latent_dim=16",
-              "--batch_size=2", "--checkpoint_every=3", "--mesh_summary_every=0", "--sample_every=1000"]
+              "--batch_size=2", "--checkpoint_every=3", "--mesh_summary_every=0", "--sample_every=1000",
+              "--picture_size=32"]
     process = start_train(*common, "--train_steps=100000")
     while not (model_dir / "checkpoints" / "ckpt-3.index").exists():
         assert process.poll() is None, process.stderr.read()
@@ -101,8 +104,9 @@ def test_a_signal_stops_with_a_checkpoint_and_exit_0(tmp_path, dataset_dir, name
     assert (model_dir / run_lock.LOCK_FILE).read_text() == ""  # released
     assert not (model_dir / "model.keras").exists()
 
-    resumed = subprocess.run(train_command(*common, f"--train_steps={step + 1}"), capture_output=True, text=True,
-                             cwd=ROOT, timeout=300)
+    import train  # the resumed run, in this process: the signal's part was the first process's
+
+    resumed = in_process(train.main, train.FLAGS, capsys)(*common, f"--train_steps={step + 1}")
     assert resumed.returncode == 0, resumed.stderr
     assert f"ckpt-{step} at step {step} of {step + 1}" in resumed.stdout
     assert int(keras.saving.load_model(str(model_dir / "model.keras")).step.value) == step + 1

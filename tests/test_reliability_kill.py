@@ -29,7 +29,7 @@ WRITE_KILLS = 6
 # gate (the paper's nonsaturating loss), the instance noise's schedule.
 ARGS = ["--model_type=gan", "--latent_dim=16", "--batch_size=2", "--checkpoint_every=3", "--keep_checkpoints=100",
         "--sample_every=1000", "--mesh_summary_every=0", "--log_every=1", "--deterministic", "--ema_momentum=0.9",
-        "--instance_noise=0.1", "--instance_noise_steps=20"]
+        "--instance_noise=0.1", "--instance_noise_steps=20", "--picture_size=32"]
 # How a restart begins; a kill after the final model was saved leaves a run that is "already trained".
 RESUMED = re.compile(r"^(?:(?:resuming from (\S+)|starting) at step (\d+) of|\S+: already trained to step (\d+);)",
                      re.MULTILINE)

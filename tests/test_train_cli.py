@@ -20,7 +20,8 @@ from keras_vaegan.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
-TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1, keep_checkpoints=5)
+TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1, keep_checkpoints=5,
+                  picture_size=32)
 
 
 def run_train_program(*args):
@@ -183,7 +184,7 @@ def test_cli_reports_data_errors_in_one_line(tmp_path, dataset_dir, run_train):
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir):
+def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir, run_train):
     run = tmp_path / "run"
     common = [f"--data_dir={dataset_dir}", f"--model_dir={run}", "--batch_size=4", "--checkpoint_every=2"]
     result = run_train_program(*common, "--model_type=gan", "--train_steps=2")
@@ -196,27 +197,25 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
     run_json = (run / "run.json").read_text()
     checkpoints = sorted(os.listdir(run / "checkpoints"))
 
-    result = run_train_program(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
+    result = run_train(*common, "--model_type=vaegan", "--image_size=32", "--train_steps=4")
     assert_one_line_error(result, str(run), "model_type=gan", "model_type=vaegan")
     assert (run / "run.json").read_text() == run_json
     assert sorted(os.listdir(run / "checkpoints")) == checkpoints
 
 
-def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
-    training.train(TINY_MODEL, TrainConfig(train_steps=3, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
-    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
+def test_resume_continues_at_the_saved_step(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
     first = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
-    assert int(first.step.value) == 3
+    assert int(first.step.value) == 2
     assert os.path.exists(os.path.join(model_dir, "reconstructions.png"))
 
     training.train(TINY_MODEL, TrainConfig(train_steps=5, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
     resumed = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     assert int(resumed.step.value) == 5
     saved = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
-    assert [name for name in saved if name.endswith(".index")] == [
-        "ckpt-2.index", "ckpt-3.index", "ckpt-4.index", "ckpt-5.index"
-    ]
+    # A checkpoint every 2 steps, and one at the last step, which is not a multiple of 2.
+    assert [name for name in saved if name.endswith(".index")] == ["ckpt-2.index", "ckpt-4.index", "ckpt-5.index"]
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +256,8 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path, dataset_dir, two_ste
     os.remove(os.path.join(model_dir, "samples.png"))
     training.train(TINY_MODEL, config, dataset_dir, model_dir, verbose=False)
     assert int(keras.saving.load_model(final).step.value) == 2
-    assert os.path.exists(os.path.join(model_dir, "samples.png"))
+    # 16 shapes in 4 rows of 4 cells of --picture_size pixels, 1-pixel separators between them.
+    assert Image.open(os.path.join(model_dir, "samples.png")).size == (4 * 33 - 1, 4 * 33 - 1)
 
 
 def test_separate_schedule_trains_gan_then_encoder(tmp_path, dataset_dir):
