@@ -232,7 +232,7 @@ def assert_port_parity(path, generator, discriminator, cube_len, seed=0):
     return model
 
 
-@pytest.mark.parametrize("cube_len", [32, 64])
+@pytest.mark.parametrize("cube_len", [32, pytest.param(64, marks=pytest.mark.large)])
 def test_pytorch_parity(tmp_path, capsys, cube_len):
     generator, discriminator, (g_path, d_path) = save_port(tmp_path, cube_len)
     out = str(tmp_path / "port.keras")

@@ -150,6 +150,7 @@ def _saved_model_cli(*args):
     return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
 
 
+@pytest.mark.large  # two processes of TensorFlow's own CLI; the signatures are checked in process below
 def test_saved_model_cli_shows_the_signatures_and_runs_generate(exported, tmp_path):
     model_path, _, out, _ = exported
     saved = os.path.join(out, "saved_model")
@@ -165,6 +166,16 @@ def test_saved_model_cli_shows_the_signatures_and_runs_generate(exported, tmp_pa
     _saved_model_cli("run", "--dir", saved, "--tag_set", "serve", "--signature_def", "generate",
                      "--inputs", f"z={tmp_path / 'z.npy'}", "--outdir", str(tmp_path))
     got = np.load(tmp_path / "occupancy.npy")
+    model = keras.saving.load_model(model_path)
+    np.testing.assert_allclose(got, model.generator(z, training=False), atol=1e-6)
+
+
+def test_every_signature_is_served_and_generate_is_the_keras_generator(exported):
+    model_path, _, out, _ = exported
+    loaded = tf.saved_model.load(os.path.join(out, "saved_model"))
+    assert set(loaded.signatures) == SIGNATURES | {"serving_default"}
+    z = np.linspace(-2, 2, 2 * LATENT, dtype=np.float32).reshape(2, LATENT)
+    got = loaded.signatures["generate"](z=tf.constant(z))["occupancy"]
     model = keras.saving.load_model(model_path)
     np.testing.assert_allclose(got, model.generator(z, training=False), atol=1e-6)
 
