@@ -53,8 +53,8 @@ def ells(count):
 
 @pytest.fixture(scope="module")
 def real_labels():
-    count, labels, names = readers.read_voxel_labels(MODELNET10)
-    return count, labels, names
+    """(count, labels, class names) of the real file."""
+    return readers.read_voxel_labels(MODELNET10)
 
 
 def test_real_file_is_listed_from_its_labels_without_reading_its_grids(real_labels, monkeypatch):
