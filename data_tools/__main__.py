@@ -30,6 +30,14 @@ flags.DEFINE_string("backgrounds", "", "shapenet/files: folder of background pho
                     "renders are composited over random crops of them (plain white without it).", flag_values=FLAGS)
 flags.DEFINE_enum("up_axis", "z", ["y", "z"], "files: the up axis of the meshes (ShapeNet and most OBJ "
                   "exports: y; ModelNet: z). Fronts are taken to face -y (z up) or -z (y up).", flag_values=FLAGS)
+flags.DEFINE_enum("voxel_up_axis", "z", ["x", "y", "z"], "modelnet voxel arrays (.npy, .npy.gz, .npz): the "
+                  "stored axis that is up, swapped with z (z: as stored, as in the ModelNet files checked).",
+                  flag_values=FLAGS)
+flags.DEFINE_enum("voxel_framing", "fit", ["fit", "stored"], "modelnet voxel arrays: fit refits each shape as "
+                  "meshes and the IKEA library are (longest side spanning the grid, centred on every axis); "
+                  "stored keeps the file's framing.", flag_values=FLAGS)
+flags.DEFINE_list("classes", [], "Convert only these classes (comma-separated names, as in classes.txt); "
+                  "all when empty.", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seed of the render viewpoints and background crops.", flag_values=FLAGS)
 flags.DEFINE_float("val_fraction", 0.1, "Share of models in the val split (by a hash of the model id).",
                    flag_values=FLAGS)
@@ -62,6 +70,8 @@ def _convert(command):
         image_size=FLAGS.image_size, seed=FLAGS.seed, val_fraction=FLAGS.val_fraction,
         test_fraction=FLAGS.test_fraction, shard_mb=FLAGS.shard_mb, max_error_rate=FLAGS.max_error_rate,
         backgrounds=FLAGS.backgrounds, up_axis=FLAGS.up_axis, worker_memory_gb=FLAGS.worker_memory_gb,
+        classes=tuple(sorted({name for name in FLAGS.classes if name})), voxel_up_axis=FLAGS.voxel_up_axis,
+        voxel_framing=FLAGS.voxel_framing,
     )
     runner = (FLAGS.runner, FLAGS.num_workers, FLAGS.direct_running_mode, FLAGS.pipeline_options)
     try:

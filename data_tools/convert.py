@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 
-from data_tools import manifest, pipeline, sources, worker_memory
+from data_tools import manifest, pipeline, sources, voxel_frame, worker_memory
 from data_tools.sources.common import background_files
 from keras_vaegan.data import SCHEMA_VERSION
 from vaegan_utils.errors import LayoutError, first_line
@@ -28,6 +28,10 @@ def _check_settings(settings):
         ("--resolution", settings.resolution in (32, 64), f"{settings.resolution} is not one of 32, 64"),
         ("--views", 0 <= settings.views <= 100, f"{settings.views} is not in [0, 100]"),
         ("--up_axis", settings.up_axis in ("y", "z"), f"{settings.up_axis!r} is not one of y, z"),
+        ("--voxel_up_axis", settings.voxel_up_axis in voxel_frame.UP_AXES,
+         f"{settings.voxel_up_axis!r} is not one of {', '.join(voxel_frame.UP_AXES)}"),
+        ("--voxel_framing", settings.voxel_framing in voxel_frame.FRAMINGS,
+         f"{settings.voxel_framing!r} is not one of {', '.join(voxel_frame.FRAMINGS)}"),
         ("--image_size", 32 <= settings.image_size <= 1024, f"{settings.image_size} is not in [32, 1024]"),
         ("--val_fraction", 0 <= settings.val_fraction < 1, f"{settings.val_fraction} is not in [0, 1)"),
         ("--test_fraction", 0 <= settings.test_fraction < 1 - settings.val_fraction,
@@ -52,6 +56,19 @@ def _check_settings(settings):
         raise ConvertError(f"{settings.backgrounds}: not a directory (--backgrounds)")
     if settings.backgrounds and not background_files(settings.backgrounds):
         raise ConvertError(f"{settings.backgrounds}: holds no .jpg, .jpeg or .png photos (--backgrounds)")
+
+
+def _keep_classes(tasks, settings):
+    """The tasks of the classes in settings.classes (all when it is empty); ConvertError naming --classes
+    and the classes present when one of them is not."""
+    if not settings.classes:
+        return tasks
+    present = sorted({task.class_name for task in tasks})
+    missing = [name for name in settings.classes if name not in present]
+    if missing:
+        raise ConvertError(f"--classes: {settings.input_path} holds no {', '.join(missing)}; its classes: "
+                           f"{', '.join(present)}")
+    return [task for task in tasks if task.class_name in settings.classes]
 
 
 def _prepare_staging(staging, digest):
@@ -188,6 +205,7 @@ def convert(settings, runner_options=("DirectRunner", 2, "multi_processing", "")
         layout, tasks = source.list_tasks(settings)
     except LayoutError as error:
         raise ConvertError(str(error)) from None
+    tasks = _keep_classes(tasks, settings)
     duplicates = [sid for sid, n in collections.Counter(t.source_id for t in tasks).items() if n > 1]
     if duplicates:
         raise ConvertError(f"{settings.input_path}: sample id {duplicates[0]} occurs twice")

@@ -34,7 +34,7 @@ def test_reads_the_real_modelnet_file_by_class():
 def test_x_train_layout_names_classes_by_label(tmp_path):
     path = _npz(tmp_path / "x.npz", X_train=np.zeros((3, 8, 8, 8), np.float32), y_train=np.array([5, 2, 5]))
     grids, labels, names = readers.read_labelled_voxels(path)
-    assert names == ["2", "5"] and labels.tolist() == [1, 0, 1] and grids.shape == (3, 8, 8, 8)
+    assert names == ["class_2", "class_5"] and labels.tolist() == [1, 0, 1] and grids.shape == (3, 8, 8, 8)
 
 
 def test_held_out_share_is_about_a_tenth_and_fixed():
@@ -52,7 +52,7 @@ def _refusal(argv, capsys):
 @pytest.mark.parametrize(
     "make, args, fragment",
     [
-        (lambda tmp: _npz(tmp / "bad.npz", grids=np.zeros((2, 8, 8, 8))), [], "expected voxels/labels/class_names"),
+        (lambda tmp: _npz(tmp / "bad.npz", grids=np.zeros((2, 8, 8, 8))), [], "expected voxels (with labels"),
         (lambda tmp: str(tmp / "missing.npz"), [], "is not a file"),
         (None, ["--class_name=lamp"], "no class 'lamp'"),
         (None, ["--model_type=vaegan", "--latent_std=1"], "--model_type"),

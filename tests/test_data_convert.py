@@ -30,6 +30,8 @@ IN_PROCESS = ("DirectRunner", 1, "in_memory", "")
 
 
 def run(input_path, out_dir, runner=IN_PROCESS, overwrite=False, **options):
+    # These tests are about the pipeline: arrays keep their framing (refitted, a box fills its grid and is skipped).
+    options.setdefault("voxel_framing", "stored")
     settings = Settings(source=options.pop("source", "modelnet"), input_path=str(input_path), out_dir=str(out_dir),
                         **options)
     return convert(settings, runner, overwrite=overwrite)

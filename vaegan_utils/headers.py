@@ -177,13 +177,15 @@ def _npy_header(path, archive, member):
 
 
 def check_npz(path):
-    """Refuses an .npz whose zip directory or member headers claim more than the archive can hold.
+    """Refuses an .npz whose zip directory or member headers claim more than the archive can hold;
+    returns the shape each array's header claims, by array name.
 
     Every member: the uncompressed size the directory claims is under MAX_ARRAY_BYTES (all members
     together too) and within deflate's ratio of its stored size, and its .npy header's shape times
     item size is what that uncompressed size leaves after the header.
     """
     regular_file_size(path)
+    shapes = {}
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -198,8 +200,10 @@ def check_npz(path):
                 if claimed != member.file_size - length:
                     raise BadFile(path, f"{name} claims shape {tuple(shape)} ({claimed} bytes), but holds "
                                         f"{member.file_size - length} bytes of data")
+                shapes[member.filename.removesuffix(".npy")] = tuple(shape)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError,
             zlib.error) as error:
         if isinstance(error, BadFile):
             raise
         raise BadFile(path, f"not a readable .npz ({error})") from error
+    return shapes

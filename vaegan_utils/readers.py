@@ -10,6 +10,7 @@ import gzip
 import math
 import os
 import warnings
+import zipfile
 import zlib
 
 import h5py
@@ -18,7 +19,7 @@ import scipy.io
 from PIL import Image, ImageOps
 
 from vaegan_utils import headers
-from vaegan_utils.errors import BadFile
+from vaegan_utils.errors import BadFile, first_line
 from vaegan_utils.files import write_bytes_atomically
 from vaegan_utils.headers import MAX_ARRAY_BYTES
 from vaegan_utils.images import pixel_count_problem
@@ -247,6 +248,44 @@ def _check_npy_claim(path, stream, count, resolution, itemsize):
                             f"{available} bytes follow it (at most {available // (resolution**3 * itemsize)} grids)")
 
 
+def _grid_header(path, stream):
+    """(count, resolution, dtype, fortran order) from the header of a .npy stream of voxel grids."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, zlib.error, zipfile.BadZipFile) as error:
+        raise BadFile(path, f"not a .npy array ({error})") from error
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise BadFile(path, f"holds {dtype}, not numbers")
+    return (*_grid_shape(path, shape), dtype, fortran)
+
+
+def _read_grids(path, stream, count, resolution, dtype, fortran):
+    """The grids following a .npy header as bool (n, r, r, r), read in chunks."""
+    grid_items = resolution**3
+    # Grown as the data arrives: a header claiming a huge shape allocates nothing.
+    grids = [np.empty((0, resolution, resolution, resolution), bool)]
+    per_chunk = max(1, _NPY_CHUNK_BYTES // (grid_items * dtype.itemsize))
+    for start in range(0, count, per_chunk):
+        stop = min(count, start + per_chunk)
+        want = (stop - start) * grid_items * dtype.itemsize
+        try:
+            data = stream.read(want)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise BadFile(path, f"corrupt or truncated data ({error})") from error
+        if len(data) != want:
+            raise BadFile(path, f"truncated: expected {count} grids of {resolution}^3, "
+                                f"data ends in grid {start + len(data) // (grid_items * dtype.itemsize)}")
+        values = np.frombuffer(data, dtype).reshape(stop - start, resolution, resolution, resolution)
+        grids.append(_occupancy(path, values))
+    result = np.concatenate(grids)
+    if fortran:
+        result = result.reshape(-1).reshape(result.shape, order="F")
+    return result
+
+
 def read_voxel_array(path):
     """Occupancy grids from `.npy` or `.npy.gz` as bool (n, r, r, r), axes as stored.
 
@@ -255,75 +294,100 @@ def read_voxel_array(path):
     result is held in memory in full.
     """
     with _open_npy(path) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(f)
-        except (ValueError, OSError, EOFError, SyntaxError) as error:
-            raise BadFile(path, f"not a .npy array ({error})") from error
-        if dtype.hasobject or dtype.kind not in "biuf":
-            raise BadFile(path, f"holds {dtype}, not numbers")
-        count, resolution = _grid_shape(path, shape)
+        count, resolution, dtype, fortran = _grid_header(path, f)
         _check_npy_claim(path, f, count, resolution, dtype.itemsize)
-        grid_items = resolution**3
-        # Grown as the data arrives: a header claiming a huge shape allocates nothing.
-        grids = [np.empty((0, resolution, resolution, resolution), bool)]
-        per_chunk = max(1, _NPY_CHUNK_BYTES // (grid_items * dtype.itemsize))
-        for start in range(0, count, per_chunk):
-            stop = min(count, start + per_chunk)
-            want = (stop - start) * grid_items * dtype.itemsize
-            try:
-                data = f.read(want)
-            except (OSError, EOFError, zlib.error) as error:
-                raise BadFile(path, f"corrupt or truncated data ({error})") from error
-            if len(data) != want:
-                raise BadFile(path, f"truncated: expected {count} grids of {resolution}^3, "
-                                    f"data ends in grid {start + len(data) // (grid_items * dtype.itemsize)}")
-            values = np.frombuffer(data, dtype).reshape(stop - start, resolution, resolution, resolution)
-            grids.append(_occupancy(path, values))
-    result = np.concatenate(grids)
-    if fortran:
-        result = result.reshape(-1).reshape(result.shape, order="F")
-    return result
+        return _read_grids(path, f, count, resolution, dtype, fortran)
 
 
-NPZ_LAYOUTS = (("voxels", "labels", "class_names"), ("X_train", "y_train", None))
+def voxel_array_count(path):
+    """The number of grids in a `.npy` or `.npy.gz` file, from its header alone (checked as when read)."""
+    with _open_npy(path) as f:
+        count, resolution, dtype, _ = _grid_header(path, f)
+        _check_npy_claim(path, f, count, resolution, dtype.itemsize)
+    return count
+
+
+# ---------------------------------------------------------------- .npz
+
+NPZ_ARRAYS = (("voxels", "labels"), ("X_train", "y_train"))  # grids and their labels; `class_names` optional
+
+
+def _npz_arrays(path, shapes):
+    """(name of the grids, name of the labels or None) in an .npz whose arrays have `shapes`."""
+    for grids, labels in NPZ_ARRAYS:
+        if grids in shapes:
+            return grids, labels if labels in shapes else None
+    raise BadFile(path, f"holds {', '.join(sorted(shapes)) or 'no arrays'}; expected voxels (with labels and "
+                        f"class_names) or X_train (with y_train)")
+
+
+def _npz_member(path, name):
+    """One array of an .npz, read whole (labels and names: small)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return archive[name]
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+        raise BadFile(path, f"{name}: unreadable ({first_line(error)})") from error
+
+
+def _class_indices(path, labels, class_names):
+    """(labels as int64 indices, class names): integer labels index `class_names` when the file has them,
+    else integer label k is named `class_<k>`; string labels are the names (sorted)."""
+    if labels.dtype.kind in "US":
+        names, indices = np.unique(labels.astype(str), return_inverse=True)
+        return indices.astype(np.int64), [str(name) for name in names]
+    if labels.dtype.kind not in "iu":
+        raise BadFile(path, f"labels are {labels.dtype}, not class indices or names")
+    if class_names is None:
+        present, indices = np.unique(labels, return_inverse=True)
+        return indices.astype(np.int64), [f"class_{k}" for k in present]
+    if labels.size and not 0 <= labels.min() <= labels.max() < len(class_names):
+        raise BadFile(path, f"labels run from {labels.min()} to {labels.max()}, not indices into its "
+                            f"{len(class_names)} class_names")
+    if len(set(class_names)) < len(class_names):
+        raise BadFile(path, f"class_names repeats a name ({', '.join(class_names)})")
+    return labels.astype(np.int64), class_names
+
+
+def read_voxel_labels(path):
+    """(count, labels int64 (n,) indexing the class names, class names) of a `.npz` of voxel grids, read
+    from its labels and the grids' header alone; labels and names are None when it has no labels.
+
+    Layouts: grids in `voxels` with labels in `labels`, or in `X_train` with `y_train`; either without
+    labels is unlabelled. String labels are the names (sorted); integer labels index `class_names` when
+    the file has it (ModelNet10's `voxels`/`labels`/`class_names`), else label k is named `class_<k>`.
+    """
+    shapes = headers.check_npz(path)
+    grids, labels_name = _npz_arrays(path, shapes)
+    count, _ = _grid_shape(path, shapes[grids])
+    if labels_name is None:
+        return count, None, None
+    labels = _npz_member(path, labels_name)
+    class_names = None
+    if "class_names" in shapes:
+        class_names = [str(name) for name in _npz_member(path, "class_names").astype(str).reshape(-1)]
+    if labels.shape != (count,):
+        raise BadFile(path, f"{labels_name} has shape {labels.shape}, not one label for each of its {count} grids")
+    return (count, *_class_indices(path, labels, class_names))
+
+
+def read_npz_grids(path):
+    """The grids of a `.npz` (labelled or not) as bool (n, r, r, r), axes as stored, read in chunks."""
+    grids, _ = _npz_arrays(path, headers.check_npz(path))
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{grids}.npy") as stream:
+            return _read_grids(path, stream, *_grid_header(path, stream))
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise BadFile(path, f"{grids}: corrupt or truncated data ({first_line(error)})") from error
 
 
 def read_labelled_voxels(path):
-    """(grids bool (n, r, r, r), labels int (n,), class names) of a labelled `.npz`, axes as stored.
-
-    Layouts: `voxels`, `labels`, `class_names` (labels index the names), or
-    `X_train`, `y_train` (the labels are the names, or numbers named by themselves).
-    """
-    headers.check_npz(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise BadFile(path, f"not a readable .npz ({error})") from error
-    with archive:
-        names = set(archive.files)
-        layout = next((keys for keys in NPZ_LAYOUTS if {k for k in keys if k} <= names), None)
-        if layout is None:
-            raise BadFile(path, f"holds {', '.join(sorted(names)) or 'no arrays'}; expected "
-                                f"{' or '.join('/'.join(k for k in keys if k) for keys in NPZ_LAYOUTS)}")
-        try:
-            values, labels = archive[layout[0]], archive[layout[1]]
-            class_names = [str(name) for name in archive[layout[2]]] if layout[2] else None
-        except (ValueError, OSError, EOFError, zlib.error) as error:
-            raise BadFile(path, f"corrupt or truncated data ({error})") from error
-    if values.dtype.kind not in "biuf" or labels.ndim != 1 or len(labels) != len(values):
-        raise BadFile(path, f"{layout[0]} {values.dtype}{values.shape} and {layout[1]} {labels.shape} are not "
-                            "grids with one label each")
-    count, resolution = _grid_shape(path, values.shape)
-    grids = _occupancy(path, values.reshape(count, resolution, resolution, resolution))
-    if class_names is None:
-        class_names = sorted({str(label) for label in labels})
-        labels = np.array([class_names.index(str(label)) for label in labels])
-    elif labels.dtype.kind not in "iu" or labels.size and not 0 <= labels.min() <= labels.max() < len(class_names):
-        raise BadFile(path, f"labels are not indices into its {len(class_names)} class_names")
-    return grids, labels.astype(np.int64), class_names
+    """(grids bool (n, r, r, r), labels int64 (n,), class names) of a labelled `.npz`, axes as stored
+    (layouts and class names: see read_voxel_labels)."""
+    _, labels, class_names = read_voxel_labels(path)
+    if labels is None:
+        raise BadFile(path, "holds grids but no labels (labels or y_train)")
+    return read_npz_grids(path), labels, class_names
 
 
 # ---------------------------------------------------------------- meshes

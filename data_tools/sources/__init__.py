@@ -32,6 +32,9 @@ class Settings:
     max_error_rate: float = 0.05
     backgrounds: str = ""
     up_axis: str = "z"
+    classes: tuple = ()
+    voxel_up_axis: str = "z"
+    voxel_framing: str = "fit"
     worker_memory_gb: float = worker_memory.DEFAULT_GB
 
     def fingerprint_fields(self):
