@@ -318,12 +318,10 @@ def test_nan_stops_names_the_step_and_keeps_the_checkpoint(tmp_path, dataset_dir
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
 
 
-def test_foreign_checkpoint_is_refused_not_partially_loaded(tmp_path, dataset_dir):
-    model_dir = str(tmp_path / "run")
-    gan = ModelConfig(model_type="gan", resolution=32)
-    training.train(gan, TrainConfig(train_steps=2, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
+def test_foreign_checkpoint_is_refused_not_partially_loaded(tmp_path, dataset_dir, two_step_run):
+    model_dir = copy_of(two_step_run, tmp_path)
     os.remove(os.path.join(model_dir, training.RUN_FILE))  # only the checkpoint is left to tell
-    wider = ModelConfig(model_type="gan", resolution=32, latent_dim=100)
+    wider = dataclasses.replace(TINY_MODEL, latent_dim=100)
     with pytest.raises(training.CheckpointError, match="ckpt-2: does not fit this model"):
         training.train(wider, TrainConfig(train_steps=4, **TINY_TRAIN), dataset_dir, model_dir, verbose=False)
 
