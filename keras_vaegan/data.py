@@ -166,8 +166,46 @@ class RecordScan:
         return result
 
 
-def scan_records(files, resolution, need_images, skip_bad=False):
-    """Reads every record of every file (TFRecord CRCs checked) and checks each with `checked_record`.
+def scan_file(path, resolution, need_images):
+    """Reads every record of one file (TFRecord CRCs checked) and checks each with `checked_record`.
+
+    Returns what it found, as JSON keeps it: {"good": count, "bad": [[record index, problem], ...],
+    "num_classes": 1 + the largest class id of the good records (0: none has a class), "readable":
+    how many records come before a damaged frame, or None when the file reads to the end}.
+    """
+    found = {"good": 0, "bad": [], "num_classes": 0, "readable": None}
+    index = offset = 0
+    size = os.path.getsize(path)
+    records = iter(tf.data.TFRecordDataset(path))
+    while True:
+        try:
+            serialized = next(records, None)
+        except tf.errors.OpError as error:
+            reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*", "", first_line(error, 300))
+            problem = f"damaged TFRecord frame, the rest of the file is unreadable ({reason})"
+            serialized, found["readable"] = None, index
+        else:
+            if serialized is None and offset == size:
+                break
+            if serialized is None:  # TFRecordDataset ends quietly inside a cut frame header
+                problem = f"damaged TFRecord frame, the file ends inside a record header at byte {offset}"
+                found["readable"] = index
+            else:
+                offset += len(serialized.numpy()) + FRAME_BYTES
+                record, problem = checked_record(serialized, resolution, need_images)
+        if problem:
+            found["bad"].append([index, problem])
+        else:
+            found["good"] += 1
+            found["num_classes"] = max(found["num_classes"], int(record["class_id"]) + 1)
+        if serialized is None:
+            break
+        index += 1
+    return found
+
+
+def scan_records(files, resolution, need_images, skip_bad=False, file_scan=scan_file):
+    """Checks every record of every file with `file_scan` (`scan_file`, or `scan_cache`'s, which remembers).
 
     The first bad record raises DataError naming the file and the record's
     index, unless `skip_bad`, which counts it in the returned RecordScan. A
@@ -175,35 +213,15 @@ def scan_records(files, resolution, need_images, skip_bad=False):
     """
     scan = RecordScan()
     for path in files:
-        index = offset = 0
-        size = os.path.getsize(path)
-        records = iter(tf.data.TFRecordDataset(path))
-        while True:
-            try:
-                serialized = next(records, None)
-            except tf.errors.OpError as error:
-                reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:.*", "", first_line(error, 300))
-                problem = f"damaged TFRecord frame, the rest of the file is unreadable ({reason})"
-                serialized, scan.readable[path] = None, index
-            else:
-                if serialized is None and offset == size:
-                    break
-                if serialized is None:  # TFRecordDataset ends quietly inside a cut frame header
-                    problem = f"damaged TFRecord frame, the file ends inside a record header at byte {offset}"
-                    scan.readable[path] = index
-                else:
-                    offset += len(serialized.numpy()) + FRAME_BYTES
-                    record, problem = checked_record(serialized, resolution, need_images)
-            if problem and not skip_bad:
-                raise DataError(f"{path}: record {index}: {problem} (--bad_records=skip leaves such records out)")
-            if problem:
-                scan.bad.append((path, index, problem))
-            else:
-                scan.good += 1
-                scan.num_classes = max(scan.num_classes, int(record["class_id"]) + 1)
-            if serialized is None:
-                break
-            index += 1
+        found = file_scan(path, resolution, need_images)
+        if found["bad"] and not skip_bad:
+            index, problem = found["bad"][0]
+            raise DataError(f"{path}: record {index}: {problem} (--bad_records=skip leaves such records out)")
+        scan.good += found["good"]
+        scan.bad += [(path, index, problem) for index, problem in found["bad"]]
+        if found["readable"] is not None:
+            scan.readable[path] = found["readable"]
+        scan.num_classes = max(scan.num_classes, found["num_classes"])
     if not scan.good:
         raise DataError(f"{os.path.dirname(files[0]) or '.'}: none of the {len(scan.bad)} records fits")
     return scan

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vaegan import callbacks, data, distribute, ema, run_lock
+from keras_vaegan import callbacks, data, distribute, ema, run_lock, scan_cache
 from keras_vaegan.config import ConfigError
 from keras_vaegan.models import build_model, set_precision
 from vaegan_utils.errors import first_line
@@ -205,7 +205,9 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     if train_config.class_weight and not is_vaegan:
         raise ConfigError("class_weight: the class loss reads the image encoder's code, which only 3D-VAE-GAN has")
     files = data.find_records(data_dir)
-    scan = data.scan_records(files, model_config.resolution, is_vaegan, train_config.bad_records == "skip")
+    scan = scan_cache.scan_records(
+        data_dir, files, model_config.resolution, is_vaegan, train_config.bad_records == "skip", verbose
+    )
     if scan.bad and verbose:
         print(f"{data_dir}: left out {len(scan.bad)} bad records of {len(scan.bad) + scan.good}, first "
               f"{scan.bad[0][0]}: record {scan.bad[0][1]}: {scan.bad[0][2]}")

@@ -142,7 +142,7 @@ def save_npy_gz(path, array):
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory):
     """A tiny synthetic TFRecord dataset (12 photos and shapes at 32^3, two shards), written once per session:
-    tests only read it."""
+    tests only read its records (training keeps its record check in it: keras_vaegan/scan_cache.py)."""
     from data_tools.synthetic import write_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synthetic")
