@@ -158,11 +158,14 @@ def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_pa
     members = [load_trained_model(models["vaegan"]), other]
     mean = np.mean([np.asarray(member.reconstruct(pixels))[..., 0] for member in members], axis=0)
     alone = np.asarray(members[0].reconstruct(pixels))[..., 0]
+    apart = []
     for photo, row, prediction, single in zip(photos, metrics["per_photo"], mean, alone):
         assert row["ap"] == pytest.approx(ikea.average_precision(ikea.resample_occupancy(prediction, 20), photo.truth),
                                           abs=1e-4)
-        assert row["ap"] != pytest.approx(ikea.average_precision(ikea.resample_occupancy(single, 20), photo.truth),
-                                          abs=1e-4)
+        apart.append(abs(row["ap"] - ikea.average_precision(ikea.resample_occupancy(single, 20), photo.truth)))
+    # The first member alone scores otherwise: on some photo (not on every one: an untrained model's
+    # occupancies are near 0.5, and the mean can rank a photo's voxels as the first member does).
+    assert max(apart) > 1e-3, apart
 
 
 def test_ensemble_refuses_a_3d_gan_other_sizes_and_other_tasks(models, tmp_path, evaluate):
