@@ -145,6 +145,7 @@ def final_weights(model_dir):
     return {w.path: w.numpy() for w in model.weights}
 
 
+@pytest.mark.large  # 3 trainings in 3 processes (33 s); the default suite keeps the data order's tests
 def test_deterministic_runs_and_a_resumed_one_are_bit_identical(tmp_path, dataset_dir):
     """Two processes train 3 steps to the same checkpoint; one of them, resumed in a third to 6 steps, ends with
     the final model of a run that went to 6 steps at once."""
