@@ -10,7 +10,7 @@ and `adversarial_loss`.
 import keras
 import tensorflow as tf
 
-from keras_vaegan import losses
+from keras_vaegan import gated_update, losses
 from keras_vaegan.discriminator import Discriminator
 from keras_vaegan.generator import Generator
 from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
@@ -19,31 +19,6 @@ from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
 PRIOR_STREAM_D, PRIOR_STREAM_G, POSTERIOR_STREAM = 0, 1, 2
 # Streams of the stabilizers, drawn from (seed, -(4 step + stream) - 3) so that the ones above never change.
 REAL_NOISE_STREAM, FAKE_NOISE_STREAM, G_NOISE_STREAM, INTERPOLATION_STREAM = 0, 1, 2, 3
-
-
-@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class GatedLearningRate(keras.optimizers.schedules.LearningRateSchedule):
-    """`base * gate`: a 0/1 gate variable switches an optimizer's updates off.
-
-    Under a tf.distribute strategy a `tf.cond` around `apply_gradients` fails,
-    so the discriminator's update is skipped by a zero learning rate instead:
-    its weights stay exactly as they were (Adam's moments still see the
-    gradients).
-    """
-
-    def __init__(self, base, gate):
-        self.base = base
-        self.gate = gate
-
-    def __call__(self, step):
-        return self.base * tf.cast(self.gate, tf.float32)
-
-    def get_config(self):
-        return {"base": self.base}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config["base"], gate=1.0)
 
 
 def replica_slice(global_values, local_batch_size):
@@ -116,7 +91,7 @@ class GAN3D(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica",
             name="step",
         )
-        self.d_gate = self.add_weight(
+        self.d_gate = self.add_weight(  # 1 when D stepped in the last step
             shape=(), initializer="ones", trainable=False, aggregation="only_first_replica", name="d_gate"
         )
         self.trackers = {
@@ -125,13 +100,11 @@ class GAN3D(keras.Model):
         self.built = True
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """One optimizer per sub-model; D's learning rate is gated (see GatedLearningRate)."""
+        """One optimizer per sub-model; D's updates are taken only while its gate is open."""
         super().compile(**kwargs)
         self.optimizer = None  # Keras' default RMSprop would hold unused slots for every weight
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        inner = getattr(d_optimizer, "inner_optimizer", d_optimizer)
-        inner._learning_rate = GatedLearningRate(float(keras.ops.convert_to_numpy(inner.learning_rate)), self.d_gate)
         # Built here, in the strategy scope: built lazily inside a distributed step they fail.
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
@@ -208,6 +181,9 @@ class GAN3D(keras.Model):
     def discriminator_step(self, real, global_batch_size):
         """One gated D update; returns (per-example D loss, global D accuracy, gate).
 
+        A closed gate skips D's backward pass and update (keras_vaegan.gated_update):
+        its weights and Adam's state stay exactly as they were.
+
         Real and fake shapes go through D as separate batches, as in the paper's
         ports: D's BatchNorm then sees the same batch make-up as in G's update
         (a mixed batch here and a fake-only one there lets D call fakes real in
@@ -234,12 +210,20 @@ class GAN3D(keras.Model):
             scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
         accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))
         accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
-        gate = tf.cast(accuracy <= self.d_accuracy_threshold, tf.float32)
-        self.d_gate.assign(gate)
+        gate_open = self.gate_open(accuracy)
         variables = self.discriminator.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        self.d_optimizer.apply(gradients, variables)
+        if self.synchronized_batch_norm:  # its backward pass all-reduces: it cannot sit in a cond
+            gradients = tape.gradient(scaled_loss, variables)
+        else:
+            gradients = gated_update.gradients_if(gate_open, tape, scaled_loss, variables)
+        gated_update.apply_if(gate_open, self.d_optimizer, gradients, variables)
+        gate = tf.cast(gate_open, tf.float32)
+        self.d_gate.assign(gate)
         return per_example, accuracy, gate
+
+    def gate_open(self, accuracy):
+        """Whether D steps: its accuracy over the global batch is at most `d_accuracy_threshold`."""
+        return accuracy <= self.d_accuracy_threshold
 
     def after_discriminator_update(self, tensor):
         """`tensor`, made to wait until D's weights are updated.

@@ -107,6 +107,27 @@ MIRRORED_SCRIPT = textwrap.dedent(
         "single_posterior": reference._posterior_sample(tf.zeros([4, 200]), tf.zeros([4, 200])).numpy().tolist(),
         "steps": [int(model.step.numpy()), int(reference.step.numpy())],
     }
+
+    if "GAN3D_gated" in sys.argv[2].split(","):
+        # D without synchronized BatchNorm (its backward pass then sits in the gate's cond), answering 1
+        # everywhere: accuracy 0.5, so a threshold of 0.25 closes the gate and 0.5 opens it.
+        with mirrored.scope():
+            gated = GAN3D(resolution=32, d_accuracy_threshold=0.25, seed=5)
+            gated.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3))
+        last = gated.discriminator.blocks[-1].conv
+        last.kernel.assign(np.zeros(last.kernel.shape, "float32"))
+        last.bias.assign(np.ones(last.bias.shape, "float32"))
+        state = lambda: gated.discriminator.trainable_variables + gated.d_optimizer.variables
+        changed = lambda before: [v.path for v, b in zip(state(), before) if not np.array_equal(v.numpy(), b)]
+        before = [v.numpy() for v in state()]
+        closed = gated.fit(tf.data.Dataset.from_tensors(voxels).repeat(2), verbose=0).history["d_updated"]
+        changed_closed = changed(before)
+        gated.d_accuracy_threshold = 0.5
+        gated.train_function = None
+        opened = gated.fit(tf.data.Dataset.from_tensors(voxels), verbose=0).history["d_updated"]
+        results["gated"] = {"closed": closed, "changed_closed": changed_closed, "opened": opened,
+                            "changed_open": changed(before), "d_iterations": int(gated.d_optimizer.iterations.numpy()),
+                            "g_iterations": int(gated.g_optimizer.iterations.numpy())}
     with open(sys.argv[1], "w") as handle:
         json.dump(results, handle)
     """
@@ -143,8 +164,9 @@ def run_mirrored(directory, cases):
 
 @pytest.fixture(scope="module")
 def mirrored_results(tmp_path_factory):
-    """3D-GAN with a BatchNorm D, and 3D-VAE-GAN with every stabilizer: between them, every network and loss."""
-    return run_mirrored(tmp_path_factory.mktemp("mirrored"), "GAN3D,VAEGAN3D_stabilized")
+    """3D-GAN with a BatchNorm D, and 3D-VAE-GAN with every stabilizer: between them, every network and loss;
+    then a 3D-GAN whose gate closes and opens."""
+    return run_mirrored(tmp_path_factory.mktemp("mirrored"), "GAN3D,VAEGAN3D_stabilized,GAN3D_gated")
 
 
 def test_two_replicas(mirrored_results):
@@ -175,6 +197,13 @@ def test_mirrored_step_equals_single_device_step(name, tmp_path, request):
     for metric, values in result["single"].items():
         assert result["mirrored"][metric] == pytest.approx(values, rel=1e-4, abs=1e-5), metric
     assert result["single"]["d_updated"] == [1.0]
+
+
+def test_a_closed_gate_skips_the_mirrored_discriminator_update_and_an_open_one_takes_it(mirrored_results):
+    gated = mirrored_results["gated"]
+    assert gated["closed"] == [0.0] and gated["changed_closed"] == []  # D and Adam's state bitwise unchanged
+    assert gated["opened"] == [1.0] and gated["d_iterations"] == 1 and gated["g_iterations"] == 3
+    assert {"discriminator/block5/conv/kernel", "discriminator/block5/conv/bias"} <= set(gated["changed_open"])
 
 
 def test_replica_slice_gives_each_replica_its_rows(mirrored_results):

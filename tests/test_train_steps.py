@@ -16,7 +16,7 @@ from conftest import (
     train_steps,
     unchanged_paths,
 )
-from keras_vaegan.gan import PRIOR_STREAM_D, PRIOR_STREAM_G, GatedLearningRate
+from keras_vaegan.gan import PRIOR_STREAM_D, PRIOR_STREAM_G
 
 GAN_METRICS = {"d_loss", "g_loss", "d_acc", "d_updated"}
 VAEGAN_METRICS = GAN_METRICS | {"kl_loss", "recon_loss"}
@@ -47,7 +47,7 @@ def constant_discriminator(model, logit=1.0):
         ("sgd", 0.25, False),  # accuracy 0.5 > 0.25: D frozen
         ("sgd", 0.49, False),
         ("sgd", 0.5, True),  # "updated while its accuracy is at most the threshold": 0.5 <= 0.5
-        ("adam", 0.25, False),  # a zero learning rate also freezes Adam's update exactly
+        ("adam", 0.25, False),  # a skipped update also leaves Adam's weights exactly
     ],
 )
 def test_discriminator_gate(optimizer, threshold, updated):
@@ -109,14 +109,25 @@ def test_discriminator_updates_at_threshold_one():
     assert unchanged_paths(model.discriminator.trainable_variables, before) == []
 
 
-def test_gated_learning_rate():
-    gate = tf.Variable(1.0)
-    schedule = GatedLearningRate(0.25, gate)
-    assert float(schedule(0)) == 0.25
-    gate.assign(0.0)
-    assert float(schedule(0)) == 0.0
-    restored = GatedLearningRate.from_config(schedule.get_config())
-    assert float(restored(0)) == 0.25
+def test_a_closed_gate_leaves_adam_exactly_as_it_was_and_an_open_one_steps_it():
+    """As PyTorch's `if open: d_loss.backward(); d_opt.step()`: no moments, no iteration while closed."""
+    model = build_gan("adam", 0.01, d_accuracy_threshold=0.25)
+    constant_discriminator(model)
+    voxels = random_voxels()
+    d_before = snapshot(model.discriminator.trainable_variables)
+    adam_before = snapshot(model.d_optimizer.variables)
+    assert train_steps(model, voxels, steps=2)["d_updated"] == [0.0]
+    assert changed_paths(model.discriminator.trainable_variables, d_before) == []
+    assert changed_paths(model.d_optimizer.variables, adam_before) == []
+    assert int(model.d_optimizer.iterations.numpy()) == 0 and int(model.g_optimizer.iterations.numpy()) == 2
+    model.d_accuracy_threshold = 0.5
+    model.train_function = None
+    assert train_steps(model, voxels)["d_updated"] == [1.0]
+    assert int(model.d_optimizer.iterations.numpy()) == 1
+    changed = changed_paths(model.d_optimizer.variables, adam_before)
+    # D's last layer is the only one with a gradient: the zero kernel blocks the ones before it.
+    assert {f"{model.d_optimizer.name}/discriminator_block5_conv_{weight}_{moment}" for weight in ("kernel", "bias")
+            for moment in ("momentum", "velocity")} <= set(changed)
 
 
 # ---------------------------------------------------------------- what each stage trains
