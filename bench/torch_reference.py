@@ -19,8 +19,9 @@ The step (`Trainer.step`) matches keras_vaegan's GAN3D.gan_step / VAEGAN3D.joint
 D step = G forward on prior z without gradients, D forward on the real batch
 then on the fake batch (`d_batches="separate"`; `"concat"`: one forward on
 cat(real, fake)), per-example BCE-with-logits summed over real and fake then
-averaged, accuracy, update gated on accuracy <= threshold (backward always
-runs, `optimizer.step()` is skipped above the threshold); then the G step on
+averaged, accuracy, then, only while accuracy <= threshold (or when the
+caller's `d_steps` says so), `d_loss.backward()` and `optimizer.step()`, as
+the PyTorch port rimchang/3DGAN-Pytorch does; then the G step on
 fresh z (non-saturating loss) or, for the VAE-GAN, E forward, G forward on
 the prior z and on the reparameterized posterior z (`g_batches="separate"`;
 `"concat"`: one G forward on their concatenation), adversarial loss of the
@@ -204,7 +205,7 @@ class Trainer:
             return torch.rand(batch_size, self.latent_dim)
         return torch.randn(batch_size, self.latent_dim)
 
-    def discriminator_step(self, real, z=None):
+    def discriminator_step(self, real, z=None, d_steps=None):
         batch_size = real.shape[0]
         z = self.prior(batch_size) if z is None else z
         with torch.no_grad(), self.autocast():
@@ -216,16 +217,17 @@ class Trainer:
                 real_logits, fake_logits = self.D(real).float(), self.D(fake).float()
         d_loss = discriminator_loss(real_logits, fake_logits).mean()
         accuracy = discriminator_accuracy(real_logits, fake_logits).mean()
-        self.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        updated = bool(accuracy.item() <= self.threshold)
+        updated = bool(accuracy.item() <= self.threshold) if d_steps is None else d_steps
         if updated:
+            self.d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
             self.d_opt.step()
         return d_loss.detach(), accuracy.detach(), updated
 
-    def step(self, voxels, images=None, z_d=None, z_g=None, noise=None):
-        """One train step; z_d/z_g/noise may be given (to reproduce Keras' draws), else drawn here."""
-        d_loss, accuracy, updated = self.discriminator_step(voxels, z_d)
+    def step(self, voxels, images=None, z_d=None, z_g=None, noise=None, d_steps=None):
+        """One train step; z_d/z_g/noise may be given (to reproduce Keras' draws), else drawn here.
+        `d_steps` (bool) decides whether D steps instead of its accuracy gate."""
+        d_loss, accuracy, updated = self.discriminator_step(voxels, z_d, d_steps)
         batch_size = voxels.shape[0]
         z_g = self.prior(batch_size) if z_g is None else z_g
         self.D.requires_grad_(False)

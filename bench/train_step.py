@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python -m bench.train_step                      # full run (15-25 min on 2 shared cores)
     PYTHONPATH=. python -m bench.train_step --quick              # smoke test (< 2 min)
-    PYTHONPATH=. python -m bench.train_step --configs=gan_32 --precisions=float32 --rounds=3
+    PYTHONPATH=. python -m bench.train_step --configs=gan_32 --precisions=float32 --rounds=3 --gate_patterns=half
 
 Configs: gan_32 / vaegan_32 (32^3, batch 32, images 64x64) and gan_64 /
 vaegan_64 (64^3, batch 4, images 128x128), each in float32 and mixed_bfloat16.
@@ -19,8 +19,15 @@ train steps, rotating the order every round, so ours and the baseline run
 under similar machine load. Ours: `set_precision` + `build_model` inside a
 OneDeviceStrategy('/cpu:0') scope, and one `model.fit` over an in-memory
 repeated tf.data dataset whose callback times each round (gate, metrics and
-strategy included). Baseline: bench/torch_reference.py. The D accuracy
-threshold is 1.0 in both, so D always updates.
+strategy included). Baseline: bench/torch_reference.py.
+
+Each is timed under two D gate patterns, the same fixed sequence in both
+frameworks (--gate_patterns): `open`, D steps every step; `half`, D steps on
+even steps only, as when D's accuracy gate closes on half the steps (in the
+demo it closes on most). A closed step skips D's backward pass and update in
+keras_vaegan and in the reference, which does what the PyTorch port does:
+`d_loss.backward()` and `optimizer.step()` only when the gate is open. A round
+of the `half` pattern is an even number of steps, one open for each closed.
 
 Around every measurement the parent reads /proc/stat to know how much CPU
 other processes took. PyTorch's OpenMP threads slow down far more than
@@ -44,7 +51,7 @@ import time
 
 from absl import app, flags
 
-from vaegan_utils.cli import parse_flags
+from vaegan_utils.cli import fail, parse_flags
 
 CONFIGS = {
     # name: (model_type, resolution, batch_size)
@@ -61,14 +68,22 @@ SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 COMPARISONS = (("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16"), ("mixed_bfloat16", "float32"))
 QUIET = 0.15  # share of all CPUs used by other processes below which a round counts as quiet
 MIN_QUIET = 3  # quiet rounds a comparison needs for its RATIO to come from quiet rounds only
-GOALS = {"fp32_vs_pytorch_fp32": 1.15, "bf16_vs_pytorch_bf16": 1.0, "bf16_vs_pytorch_fp32": 1.5}
+# Gate patterns: D steps on every n-th train step.
+GATE_PATTERNS = {"open": 1, "half": 2}
+GOALS = {
+    "open": {"fp32_vs_pytorch_fp32": 1.15, "bf16_vs_pytorch_bf16": 1.0, "bf16_vs_pytorch_fp32": 1.5},
+    "half": {"fp32_vs_pytorch_fp32": 1.3, "bf16_vs_pytorch_bf16": 1.1},
+}
 PREFIX = "@@ "
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", list(CONFIGS), f"Subset of {', '.join(CONFIGS)}.")
 flags.DEFINE_list("precisions", list(PRECISIONS), "Subset of float32, mixed_bfloat16.")
 flags.DEFINE_integer("batch_size", 0, "Overrides every config's batch size (0: 32 at 32^3, 4 at 64^3).")
-flags.DEFINE_integer("steps", 0, "Train steps per timed round (0: a per-config default).")
+flags.DEFINE_list("gate_patterns", list(GATE_PATTERNS), "Subset of open (D steps every step), half (D steps "
+                  "on even steps).")
+flags.DEFINE_integer("steps", 0, "Train steps per timed round (0: a per-config default; doubled for the half "
+                     "gate pattern).")
 flags.DEFINE_integer("rounds", 6, "Timed rounds per variant, interleaved.")
 flags.DEFINE_integer("max_extra_rounds", 3, "Rounds added to a config while a comparison has < 3 quiet rounds.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after building (tracing, oneDNN primitives).")
@@ -164,6 +179,15 @@ def build_keras(config_name, precision, seed):
     return model
 
 
+def follow_gate_pattern(model):
+    """Makes D step on every n-th step, n in the returned variable (1: every step), instead of by accuracy."""
+    import tensorflow as tf
+
+    every = tf.Variable(1, dtype=tf.int64, trainable=False)
+    model.gate_open = lambda accuracy: tf.equal(model.step.value % every, 0)
+    return every
+
+
 def keras_dataset(config_name, seed):
     import tensorflow as tf
 
@@ -188,6 +212,7 @@ def keras_worker(config_name, precision):
     import numpy as np
 
     model = build_keras(config_name, precision, FLAGS.seed)
+    every = follow_gate_pattern(model)
     dataset = keras_dataset(config_name, FLAGS.seed)
     model.fit(dataset, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0)
     send({"ready": True})
@@ -201,6 +226,7 @@ def keras_worker(config_name, precision):
             command = json.loads(line)
             if command["op"] == "finish":
                 return finish(logs)
+            every.assign(GATE_PATTERNS[command["pattern"]])
             start, cpu = time.perf_counter(), cpu_seconds()
             history = model.fit(dataset, epochs=1, steps_per_epoch=command["steps"], verbose=0)
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
@@ -221,6 +247,7 @@ def keras_worker(config_name, precision):
             if command["op"] == "finish":
                 return False
             self.remaining = self.steps = command["steps"]
+            every.assign(GATE_PATTERNS[command["pattern"]])
             self.start = None
             return True
 
@@ -275,12 +302,13 @@ def torch_worker(config_name, precision):
     )
     counter = [0]
 
-    def run(steps):
+    def run(steps, every=1):
         out = None
         for _ in range(steps):
-            i = counter[0] % len(voxel_batches)
+            step = counter[0]
             counter[0] += 1
-            out = trainer.step(voxel_batches[i], image_batches[i])
+            i = step % len(voxel_batches)
+            out = trainer.step(voxel_batches[i], image_batches[i], d_steps=step % every == 0)
         return {k: float(v) for k, v in out.items()}  # .item(): waits for the last step
 
     run(FLAGS.warmup_steps)
@@ -290,7 +318,7 @@ def torch_worker(config_name, precision):
         command = json.loads(line)
         if command["op"] == "run":
             start, cpu = time.perf_counter(), cpu_seconds()
-            logs = run(command["steps"])
+            logs = run(command["steps"], GATE_PATTERNS[command["pattern"]])
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
             send({"seconds": seconds, "cpu_seconds": cpu, "steps": command["steps"]})
         elif command["op"] == "finish":
@@ -458,7 +486,8 @@ class Worker:
             + passthrough_flags() + [f"--d_batches={layout.split(',')[0]}", f"--g_batches={layout.split(',')[1]}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
-        self.times, self.cpu_times, self.background = [], [], []
+        # per gate pattern: seconds and CPU seconds per step, and other processes' CPU share, of each round
+        self.times, self.cpu_times, self.background = {}, {}, {}
 
     @property
     def label(self):
@@ -500,22 +529,29 @@ def torch_available():
     return True
 
 
-def quiet_rounds(a, b):
+def quiet_rounds(a, b, pattern):
     """Indices of the rounds in which both workers' measurements saw little load from other processes."""
-    return [r for r, (qa, qb) in enumerate(zip(a.background, b.background)) if max(qa, qb) < QUIET]
+    pairs_ = zip(a.background[pattern], b.background[pattern])
+    return [r for r, (qa, qb) in enumerate(pairs_) if max(qa, qb) < QUIET]
 
 
-def compare(ours, base):
+def compare(ours, base, pattern):
     """(RATIO value, its basis, median over all rounds, best/best, median over quiet rounds, their count)."""
-    per_round = [tb / ta for ta, tb in zip(ours.times, base.times)]
-    quiet = [per_round[r] for r in quiet_rounds(ours, base)]
+    ours_times, base_times = ours.times[pattern], base.times[pattern]
+    per_round = [tb / ta for ta, tb in zip(ours_times, base_times)]
+    quiet = [per_round[r] for r in quiet_rounds(ours, base, pattern)]
     all_rounds = statistics.median(per_round)
     quiet_median = statistics.median(quiet) if quiet else float("nan")
     if len(quiet) >= MIN_QUIET:
         value, basis = quiet_median, f"quiet rounds ({len(quiet)} of {len(per_round)})"
     else:
         value, basis = all_rounds, f"all rounds (only {len(quiet)} of {len(per_round)} quiet)"
-    return value, basis, all_rounds, min(base.times) / min(ours.times), quiet_median, len(quiet)
+    return value, basis, all_rounds, min(base_times) / min(ours_times), quiet_median, len(quiet)
+
+
+def ratio_name(config_name, pattern, ours, base):
+    gated = "_gated" if pattern == "half" else ""
+    return f"{config_name}{gated}_{SHORT[ours]}_vs_pytorch_{SHORT[base]}"
 
 
 def pairs(workers):
@@ -527,9 +563,23 @@ def pairs(workers):
     ]
 
 
+def time_round(worker, pattern, steps):
+    """Runs one timed round of `steps` steps under a gate pattern and records it."""
+    time.sleep(0.5)  # lets the previous worker's threads go idle
+    busy, start = busy_cpu_seconds(), time.perf_counter()
+    reply = worker.command(op="run", steps=steps, pattern=pattern)
+    wall = time.perf_counter() - start
+    others = float("nan")
+    if busy is not None:  # share of all CPUs that other processes used meanwhile
+        others = max(0.0, busy_cpu_seconds() - busy - reply["cpu_seconds"]) / (wall * os.cpu_count())
+    worker.background.setdefault(pattern, []).append(others)
+    worker.times.setdefault(pattern, []).append(reply["seconds"] / reply["steps"])
+    worker.cpu_times.setdefault(pattern, []).append(reply["cpu_seconds"] / reply["steps"])
+
+
 def run_config(config_name, frameworks, steps, rounds, log_dir, layout):
-    """Runs the variants of one config in interleaved rounds; adds up to --max_extra_rounds while
-    some comparison has fewer than MIN_QUIET quiet rounds."""
+    """Runs the variants of one config in interleaved rounds, each round under every gate pattern; adds up
+    to --max_extra_rounds while some comparison has fewer than MIN_QUIET quiet rounds."""
     workers = [Worker(fw, config_name, p, log_dir, layout) for fw in frameworks for p in FLAGS.precisions]
     try:
         for worker in workers:  # built and warmed up in parallel, nothing timed yet
@@ -537,23 +587,16 @@ def run_config(config_name, frameworks, steps, rounds, log_dir, layout):
         r = 0
         while True:
             if r >= rounds:
-                quiet_counts = [len(quiet_rounds(a, b)) for _, _, a, b in pairs(workers)]
+                quiet_counts = [len(quiet_rounds(a, b, pattern)) for _, _, a, b in pairs(workers)
+                                for pattern in FLAGS.gate_patterns]
                 if r >= rounds + FLAGS.max_extra_rounds or not quiet_counts or min(quiet_counts) >= MIN_QUIET:
                     break
             order = workers[r % len(workers):] + workers[: r % len(workers)]
             if r % 2:
                 order = order[::-1]
-            for worker in order:
-                time.sleep(0.5)  # lets the previous worker's threads go idle
-                busy, start = busy_cpu_seconds(), time.perf_counter()
-                reply = worker.command(op="run", steps=steps)
-                wall = time.perf_counter() - start
-                others = float("nan")
-                if busy is not None:  # share of all CPUs that other processes used meanwhile
-                    others = max(0.0, busy_cpu_seconds() - busy - reply["cpu_seconds"]) / (wall * os.cpu_count())
-                worker.background.append(others)
-                worker.times.append(reply["seconds"] / reply["steps"])
-                worker.cpu_times.append(reply["cpu_seconds"] / reply["steps"])
+            for pattern in FLAGS.gate_patterns:
+                for worker in order:
+                    time_round(worker, pattern, steps * GATE_PATTERNS[pattern])
             r += 1
         for worker in workers:
             reply = worker.command(op="finish")
@@ -573,12 +616,10 @@ def main(argv):
     if FLAGS.verify_worker:
         verify_worker()
         return
-    for name in FLAGS.configs:
-        if name not in CONFIGS:
-            raise app.UsageError(f"--configs: unknown {name!r}; choose from {', '.join(CONFIGS)}")
-    for name in FLAGS.precisions:
-        if name not in PRECISIONS:
-            raise app.UsageError(f"--precisions: unknown {name!r}; choose from {', '.join(PRECISIONS)}")
+    for flag, known in (("configs", CONFIGS), ("precisions", PRECISIONS), ("gate_patterns", GATE_PATTERNS)):
+        unknown = [name for name in getattr(FLAGS, flag) if name not in known]
+        if unknown:
+            fail(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(known)}")
     if FLAGS.quick:
         if not any(f.startswith("--configs") for f in sys.argv):
             FLAGS.configs = ["gan_32", "vaegan_32"]
@@ -603,7 +644,7 @@ def main(argv):
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '<unset>')}; "
           f"batch {FLAGS.batch_size or '32 at 32^3, 4 at 64^3'}; "
           f"vaegan image size {FLAGS.image_size_32} at 32^3, {FLAGS.image_size_64} at 64^3; "
-          "D accuracy threshold 1.0 (D always updates)")
+          f"D gate patterns {','.join(FLAGS.gate_patterns)} (open: D steps every step; half: on even steps)")
     if not with_torch:
         print("PyTorch baseline skipped: " + ("--nobaseline" if not FLAGS.baseline else "torch is not importable"))
     sys.stdout.flush()
@@ -634,40 +675,44 @@ def main(argv):
             layout = layouts.get(config_name, f"{FLAGS.d_batches},{FLAGS.g_batches}")
             workers, rounds_run = run_config(config_name, frameworks, steps, FLAGS.rounds, log_dir, layout)
             batch_size = batch_size_of(config_name)
-            for worker in workers:
-                median = statistics.median(worker.times)
-                rows.append((
-                    config_name, worker.framework, worker.precision, batch_size / median, 1000 * median,
-                    1000 * min(worker.times), 1000 * max(worker.times), 1000 * statistics.median(worker.cpu_times),
-                    100 * statistics.median(worker.background),
-                    worker.peak_rss_mb, " ".join(f"{k}={v:.3g}" for k, v in sorted(worker.logs.items())),
-                ))
-            for ours, base, ours_worker, base_worker in pairs(workers):
-                ratios.append((f"{config_name}_{SHORT[ours]}_vs_pytorch_{SHORT[base]}",)
-                              + compare(ours_worker, base_worker))
+            for pattern in FLAGS.gate_patterns:
+                for worker in workers:
+                    times = worker.times[pattern]
+                    median = statistics.median(times)
+                    rows.append((
+                        config_name, pattern, worker.framework, worker.precision, batch_size / median,
+                        1000 * median, 1000 * min(times), 1000 * max(times),
+                        1000 * statistics.median(worker.cpu_times[pattern]),
+                        100 * statistics.median(worker.background[pattern]),
+                        worker.peak_rss_mb, " ".join(f"{k}={v:.3g}" for k, v in sorted(worker.logs.items())),
+                    ))
+                for ours, base, ours_worker, base_worker in pairs(workers):
+                    ratios.append((ratio_name(config_name, pattern, ours, base), pattern)
+                                  + compare(ours_worker, base_worker, pattern))
             print(f"[{config_name}: {steps} steps x {rounds_run} rounds, {time.perf_counter() - start:.0f} s, "
                   f"1-min load average {load:.1f} before, {os.getloadavg()[0]:.1f} after]")
             sys.stdout.flush()
 
     print()
-    print(f"{'config':<10} {'framework':<9} {'precision':<15} {'samples/s':>9} {'step ms':>8} {'min ms':>8} "
-          f"{'max ms':>8} {'cpu ms':>8} {'busy %':>6} {'peak RSS MB':>11}  metrics")
-    for config_name, framework, precision, sps, ms, lo, hi, cpu, background, rss, logs in rows:
-        print(f"{config_name:<10} {framework:<9} {precision:<15} {sps:9.2f} {ms:8.1f} {lo:8.1f} {hi:8.1f} {cpu:8.0f} "
-              f"{background:6.0f} {rss:11.0f}  {logs}")
+    print(f"{'config':<10} {'gate':<5} {'framework':<9} {'precision':<15} {'samples/s':>9} {'step ms':>8} "
+          f"{'min ms':>8} {'max ms':>8} {'cpu ms':>8} {'busy %':>6} {'peak RSS MB':>11}  metrics")
+    for config_name, pattern, framework, precision, sps, ms, lo, hi, cpu, background, rss, logs in rows:
+        print(f"{config_name:<10} {pattern:<5} {framework:<9} {precision:<15} {sps:9.2f} {ms:8.1f} {lo:8.1f} "
+              f"{hi:8.1f} {cpu:8.0f} {background:6.0f} {rss:11.0f}  {logs}")
     print("step ms: median wall time per step over rounds (min, max: fastest and slowest round); samples/s = "
           "batch / median step;\ncpu ms: median CPU time of the variant's process per step (user + sys, all "
           "threads); busy %: median share of all\nCPUs that other processes used during its rounds; peak RSS: "
-          "ru_maxrss of the variant's own process; metrics: keras: mean over\nthe timed steps, pytorch: last step.")
+          "ru_maxrss of the variant's own process (both gate patterns); metrics: keras: mean\nover all its steps, "
+          "pytorch: last step.")
     if with_torch:
         print()
-        print(f"{'comparison (baseline time / our time)':<38} {'all rounds':>10} {'quiet':>11} {'best/best':>9}  "
+        print(f"{'comparison (baseline time / our time)':<44} {'all rounds':>10} {'quiet':>11} {'best/best':>9}  "
               f"{'RATIO':>5}  goal            RATIO from")
-        for name, value, basis, all_rounds, best, quiet, count in ratios:
-            goal = next(v for k, v in GOALS.items() if name.endswith(k))
+        for name, pattern, value, basis, all_rounds, best, quiet, count in ratios:
+            goal = next((v for k, v in GOALS[pattern].items() if name.endswith(k)), None)
+            verdict = "-              " if goal is None else f">= {goal:<4} {'met    ' if value >= goal else 'NOT met'}"
             quiet_text = f"{quiet:.2f} ({count})" if count else "- (0)"
-            print(f"{name:<38} {all_rounds:10.2f} {quiet_text:>11} {best:9.2f}  {value:5.2f}  >= {goal:<4} "
-                  f"{'met    ' if value >= goal else 'NOT met'}  {basis}")
+            print(f"{name:<44} {all_rounds:10.2f} {quiet_text:>11} {best:9.2f}  {value:5.2f}  {verdict}  {basis}")
         print("all rounds: median over rounds of the ratio of the two variants' times in the same round; quiet: the "
               "same over the\nrounds (how many) in which other processes used under "
               f"{100 * QUIET:.0f}% of the CPUs during both measurements; best/best: ratio of\nthe fastest rounds. "
@@ -675,7 +720,7 @@ def main(argv):
               "median. Under\nload PyTorch's OpenMP threads slow down far more than TensorFlow's thread pool, so "
               "all-rounds ratios from a busy\nmachine overstate our speed.")
         print()
-        for name, value, *_ in ratios:
+        for name, _, value, *_ in ratios:
             print(f"RATIO {name} {value:.3f}")
     else:
         print("PyTorch baseline skipped (no RATIO lines).")
