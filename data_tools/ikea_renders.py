@@ -1,9 +1,12 @@
-"""The IKEA experiment's training set: photo-like renders of the IKEA model library and of procedural furniture.
+"""The IKEA experiment's training set: photo-like renders of the IKEA model library, of procedural furniture
+and of labelled voxel shapes such as ModelNet10's.
 
     python -m data_tools.ikea_renders --input ../shared/data/ikea-sample --out DIR [--resolution 32]
         [--views_per_model 8] [--synthetic_per_class 10] [--heldout_fraction 0.15] [--backgrounds DIR]
         [--image_size 64] [--num_shards 4] [--seed 0] [--split train|heldout] [--camera_distances LOW,HIGH]
         [--framing box|square] [--scene room|plain] [--stretch 0.2] [--clutter]
+        [--shapes FILE.npz ...] [--shape_classes bed,chair,...] [--views_per_shape 1]
+        [--max_shapes_per_class 0] [--voxel_up_axis z] [--voxel_framing fit]
 
 Needs nothing downloaded. Every library model (20^3 in the benchmark, resampled
 to --resolution) except the held-out ones is rendered --views_per_model times
@@ -13,7 +16,8 @@ furniture colour with a random surface pattern, with colour casts, blur and
 JPEG artefacts, casting a soft shadow on a backdrop: a procedural room (a wall
 over a floor; --scene plain: patterned backdrops, flat colour, no shadow), or a
 crop of a photo from
---backgrounds (the SUN database in the paper's setting) or, without it, of the
+--backgrounds (the SUN database in the paper's setting; the IKEA experiment's
+is ../shared/data/places365-rooms, read with its subfolders) or, without it, of the
 natural photos that ship inside scikit-image. Each picture is cropped to a box
 around the object and padded to a square with black, as a photo cropped to its
 object is by the model's preprocessing (--framing square: a square around the
@@ -24,10 +28,19 @@ side spanning it, centred), so the encoder sees more shapes than the library
 holds. --clutter adds the hard cases of real photos: views from up to 65
 degrees above, a frame that sometimes cuts into the object, and sometimes
 things in front of or on it. The IKEA benchmark photos are never used.
-DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt (the models
-left out, whose photos `python -m keras_vaegan.evaluate ikea --heldout_models`
-scores separately) and preview.png. The output depends only
-on the arguments. `--split heldout` renders the held-out library models alone
+With --shapes (a labelled .npz such as ../shared/data/modelnet10-32-train.npz)
+each shape of the chosen classes (default: the benchmark's classes the file
+holds, for ModelNet10 bed, chair, desk, sofa, table) is put in the library's
+frame and framing (--voxel_up_axis, --voxel_framing, as `data_tools modelnet`)
+and rendered --views_per_shape times the same way, as
+modelnet/<class>/<file name>#<index>/view<v>; --heldout_fraction of each class
+is held out by a hash of the seed and that id.
+DIR gets train.tfrecord-* shards, classes.txt, heldout_models.txt (the library
+models left out, whose photos `python -m keras_vaegan.evaluate ikea --heldout_models`
+scores separately), heldout_shapes.txt (the --shapes shapes left out) and
+preview.png. The output depends only
+on the arguments. `--split heldout` renders the held-out library models and
+shapes alone
 instead (heldout.tfrecord-* shards, in a folder of their own): a validation
 set for `python -m keras_vaegan.evaluate renders`, which tells whether a model
 reads shapes from pictures or remembers its training pictures.
@@ -152,12 +165,13 @@ class LabelledShape:
 
 @dataclasses.dataclass(frozen=True)
 class Written:
-    """What write_ikea_renders wrote: the record count, the held-out library model ids and shape ids, and
-    the number of unreadable backdrop photos skipped."""
+    """What write_ikea_renders wrote: the record count, the held-out library model ids and shape ids, the
+    ids of the empty or degenerate shapes skipped and the number of unreadable backdrop photos skipped."""
 
     records: int
     heldout_models: list
     heldout_shapes: list
+    skipped_shapes: list
     skipped_photos: int
 
 
@@ -211,13 +225,16 @@ def _picked(labels, names, classes, max_per_class):
 
 
 def read_shapes(shape_files, benchmark_classes):
-    """The LabelledShapes of the chosen classes in `shape_files.paths`, in file order, each grid put in the
-    project's frame and framing by voxel_frame.to_frame (see data_tools/voxel_frame.py)."""
+    """(the LabelledShapes of the chosen classes in `shape_files.paths`, in file order, the ids of those
+    skipped): each grid is put in the project's frame and framing by voxel_frame.to_frame (see
+    data_tools/voxel_frame.py); empty or degenerate ones are skipped, as `data_tools modelnet` skips them
+    (validate.check_voxels: 13 tables and a bed of modelnet10-32-train.npz are empty)."""
+    from data_tools.validate import InvalidSample, check_voxels
     from vaegan_utils.readers import BadFile, read_npz_grids
 
     file_labels = _file_labels(shape_files.paths)
     classes = _chosen_classes(file_labels, shape_files.classes, benchmark_classes)
-    chosen = []
+    chosen, skipped = [], []
     for path, (labels, names) in file_labels.items():
         picked = _picked(labels, names, classes, shape_files.max_per_class)
         try:
@@ -225,10 +242,15 @@ def read_shapes(shape_files, benchmark_classes):
         except BadFile as error:
             raise ArgumentError("shapes", str(error)) from None
         for index in picked:
-            name = names[labels[index]]
-            grid = voxel_frame.to_frame(grids[index], shape_files.up_axis, shape_files.framing)
-            chosen.append(LabelledShape(f"modelnet/{name}/{os.path.basename(path)}#{index:05d}", name, grid))
-    return chosen
+            shape = LabelledShape(f"modelnet/{names[labels[index]]}/{os.path.basename(path)}#{index:05d}",
+                                  names[labels[index]],
+                                  voxel_frame.to_frame(grids[index], shape_files.up_axis, shape_files.framing))
+            try:
+                check_voxels(shape.grid)
+                chosen.append(shape)
+            except InvalidSample:
+                skipped.append(shape.shape_id)
+    return chosen, skipped
 
 
 def heldout_shapes(labelled_shapes, fraction, seed):
@@ -328,7 +350,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     library = _library(input_path)
     heldout = sorted(m for m in library if is_heldout(m, heldout_fraction, seed))
     benchmark_classes = {name for name, _ in library.values()} | set(shapes.CLASSES)
-    labelled_shapes = read_shapes(shape_files, benchmark_classes) if shape_files else []
+    labelled_shapes, skipped_shapes = read_shapes(shape_files, benchmark_classes) if shape_files else ([], [])
     held_shapes = heldout_shapes(labelled_shapes, heldout_fraction, seed)
     classes = sorted(benchmark_classes | {shape.class_name for shape in labelled_shapes})
     views_per_shape = shape_files.views if shape_files else 0
@@ -353,7 +375,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_SHAPES_FILE), _lines(held_shapes))
     preview = [render.photo_cell(_decoded(photo), 96) for photo in first_photos]
     render.save_png(render.tile_cells(preview, 8), os.path.join(out_dir, "preview.png"))
-    return Written(count, heldout, held_shapes, skipped_photos)
+    return Written(count, heldout, held_shapes, skipped_shapes, skipped_photos)
 
 
 def _lines(names):
@@ -488,7 +510,8 @@ def _summary(written):
     what = "held out" if FLAGS.split == "train" else "rendered"
     held = f"{len(written.heldout_models)} library models {what} ({HELDOUT_FILE})"
     if FLAGS.shapes:
-        held += f", {len(written.heldout_shapes)} --shapes shapes {what} ({HELDOUT_SHAPES_FILE})"
+        held += (f", {len(written.heldout_shapes)} --shapes shapes {what} ({HELDOUT_SHAPES_FILE}), "
+                 f"{len(written.skipped_shapes)} empty or degenerate ones skipped")
     return (f"wrote {written.records} {FLAGS.split} records in {FLAGS.num_shards} shards ({held}), classes.txt and "
             f"preview.png to {FLAGS.out}; {written.skipped_photos} unreadable backdrop photos skipped")
 

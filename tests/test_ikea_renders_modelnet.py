@@ -106,36 +106,38 @@ def test_rendered_shapes_are_the_stored_grids_in_the_project_frame(built, sample
 
 def test_the_up_axis_and_the_x_train_layout_give_the_same_shapes(sample, tmp_path):
     path, grids, labels, names = sample
-    stored = ikea_renders.read_shapes(ikea_renders.ShapeFiles((path,)), set(BENCHMARK_CLASSES))
+    stored, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((path,)), set(BENCHMARK_CLASSES))
     y_up = str(tmp_path / "y-up.npz")  # the same shapes stored y up, with string labels in the X_train layout
     np.savez(y_up, X_train=np.swapaxes(grids, 2, 3).astype(np.uint8), y_train=np.array(names)[labels])
-    turned = ikea_renders.read_shapes(ikea_renders.ShapeFiles((y_up,), up_axis="y"), set(BENCHMARK_CLASSES))
+    turned, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((y_up,), up_axis="y"), set(BENCHMARK_CLASSES))
     assert [s.class_name for s in turned] == [s.class_name for s in stored]
     assert [s.shape_id.replace("y-up", "modelnet-sample") for s in turned] == [s.shape_id for s in stored]
     assert all(np.array_equal(t.grid, s.grid) for t, s in zip(turned, stored))
-    upside = ikea_renders.read_shapes(ikea_renders.ShapeFiles((y_up,), up_axis="z"), set(BENCHMARK_CLASSES))
+    upside, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((y_up,), up_axis="z"), set(BENCHMARK_CLASSES))
     assert sum(not np.array_equal(u.grid, s.grid) for u, s in zip(upside, stored)) == len(stored)
-    extra = ikea_renders.read_shapes(ikea_renders.ShapeFiles((path,), ("dresser",), max_per_class=2), set())
+    extra, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((path,), ("dresser",), max_per_class=2), set())
     assert [s.class_name for s in extra] == ["dresser", "dresser"]
 
 
 def test_held_out_shapes_are_stable_and_change_with_the_seed(built, sample):
     _, written, _ = built
-    shapes = ikea_renders.read_shapes(ikea_renders.ShapeFiles((sample[0],)), set(BENCHMARK_CLASSES))
+    shapes, skipped = ikea_renders.read_shapes(ikea_renders.ShapeFiles((sample[0],)), set(BENCHMARK_CLASSES))
+    assert not skipped
     assert ikea_renders.heldout_shapes(shapes, FRACTION, 0) == written.heldout_shapes
     assert ikea_renders.heldout_shapes(shapes, FRACTION, 1) != written.heldout_shapes
     assert ikea_renders.heldout_shapes(shapes, 0, 0) == []
 
 
 def test_the_real_file_gives_five_classes_and_holds_out_a_share_of_each():
-    shapes = ikea_renders.read_shapes(ikea_renders.ShapeFiles((MODELNET,)), set(BENCHMARK_CLASSES))
+    shapes, skipped = ikea_renders.read_shapes(ikea_renders.ShapeFiles((MODELNET,)), set(BENCHMARK_CLASSES))
     per_class = collections.Counter(s.class_name for s in shapes)
-    assert per_class == {"bed": 515, "chair": 889, "desk": 200, "sofa": 680, "table": 392}
+    assert per_class == {"bed": 514, "chair": 889, "desk": 200, "sofa": 680, "table": 379}
+    assert collections.Counter(i.split("/")[1] for i in skipped) == {"table": 13, "bed": 1}  # empty grids
     held = ikea_renders.heldout_shapes(shapes, 0.15, 0)
     held_per_class = collections.Counter(i.split("/")[1] for i in held)
     assert all(0.10 < held_per_class[name] / count < 0.20 for name, count in per_class.items()), held_per_class
     assert held == ikea_renders.heldout_shapes(shapes, 0.15, 0) != ikea_renders.heldout_shapes(shapes, 0.15, 7)
-    first = ikea_renders.read_shapes(ikea_renders.ShapeFiles((MODELNET,), ("desk",), max_per_class=3), set())
+    first, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((MODELNET,), ("desk",), max_per_class=3), set())
     assert [s.shape_id for s in first] == [s.shape_id for s in shapes if s.class_name == "desk"][:3]
 
 
@@ -170,14 +172,15 @@ def test_the_heldout_split_renders_the_held_out_shapes_and_models(built, sample,
                  f"--shapes={sample[0]}", "--shape_classes=chair,dresser")
     assert result.returncode == 0, result.stderr
     records = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
-    chosen = ikea_renders.read_shapes(ikea_renders.ShapeFiles((sample[0],), ("chair", "dresser")), set())
+    chosen, _ = ikea_renders.read_shapes(ikea_renders.ShapeFiles((sample[0],), ("chair", "dresser")), set())
     held = ikea_renders.heldout_shapes(chosen, FRACTION, 0)
     assert held and sorted(_ids(records, "modelnet/")) == [f"{i}/view0" for i in held]
     assert set(held) - set(written.heldout_shapes) == {i for i in held if "/dresser/" in i}
     assert sorted({i.split("/")[2] for i in _ids(records, "ikea/models/")}) == written.heldout_models
     assert (tmp_path / "classes.txt").read_text().split() == sorted(BENCHMARK_CLASSES + ["dresser"])
     last = result.stdout.strip().splitlines()[-1]
-    assert f"{len(held)} --shapes shapes rendered" in last and "1 unreadable backdrop photos skipped" in last
+    assert f"{len(held)} --shapes shapes rendered ({ikea_renders.HELDOUT_SHAPES_FILE}), 0 empty or degenerate" in last
+    assert "1 unreadable backdrop photos skipped" in last
 
 
 def test_bad_shapes_and_backgrounds_are_refused_in_one_line_and_nothing_is_written(sample, tmp_path, capsys):
