@@ -21,10 +21,10 @@ IKEA = os.path.join(ROOT, "..", "shared", "data", "ikea-sample")
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory):
     out = tmp_path_factory.mktemp("renders")
-    count, heldout = ikea_renders.write_ikea_renders(IKEA, str(out), views_per_model=1, synthetic_per_class=1,
-                                                     heldout_fraction=0.2, image_size=32, num_shards=2)
+    written = ikea_renders.write_ikea_renders(IKEA, str(out), views_per_model=1, synthetic_per_class=1,
+                                              heldout_fraction=0.2, image_size=32, num_shards=2)
     records = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(out)))]
-    return out, count, heldout, records
+    return out, written.records, written.heldout_models, records
 
 
 def test_every_library_model_but_the_held_out_ones_is_rendered(renders):
@@ -58,9 +58,9 @@ def test_held_out_models_and_bytes_depend_only_on_the_arguments(renders, tmp_pat
 
 def test_the_heldout_split_renders_held_out_models_alone_in_a_folder_of_its_own_with_either_camera(renders, tmp_path):
     out, _, heldout, _ = renders
-    count, same_heldout = ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=2, heldout_fraction=0.2,
-                                                          image_size=32, num_shards=2, split="heldout")
-    assert same_heldout == heldout and count == 2 * len(heldout)
+    written = ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=2, heldout_fraction=0.2,
+                                              image_size=32, num_shards=2, split="heldout")
+    assert written.heldout_models == heldout and written.records == 2 * len(heldout) and not written.heldout_shapes
     shards = sorted(p.name for p in tmp_path.glob("*.tfrecord-*"))
     assert shards == [f"heldout.tfrecord-0000{i}-of-00002" for i in (0, 1)]
     records = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
@@ -95,7 +95,8 @@ def test_photos_use_the_backdrops_and_the_faults_of_real_photos():
     assert 0 < greens < 8  # half the backdrops are photos, half procedural
     jittered = render_photo(grid, np.random.default_rng(3), 64, jitter=True)
     assert jittered != plain and Image.open(io.BytesIO(jittered)).size == (64, 64)
-    assert len(ikea_renders.load_backdrops()) == len(ikea_renders.SKIMAGE_PHOTOS)
+    backdrops, skipped = ikea_renders.load_backdrops()
+    assert len(backdrops) == len(ikea_renders.SKIMAGE_PHOTOS) and skipped == 0
     pinhole = render_photo(grid, np.random.default_rng(3), 64, camera_distances=(1.2, 5.0))
     assert pinhole == render_photo(grid, np.random.default_rng(3), 64, camera_distances=(1.2, 5.0))
     assert pinhole != plain
