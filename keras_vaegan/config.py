@@ -121,8 +121,8 @@ class TrainConfig:
     )
     ema_momentum: float = setting(
         0.0,
-        "Keep an exponential moving average of G's weights with this momentum (Keras optimizer use_ema) and save "
-        "model.keras with it (0: off).",
+        "Keep exponential moving averages of G's and E's weights with this momentum (Keras optimizer use_ema) "
+        "and save model.keras with them (0: off).",
     )
     kl_weight: float = setting(5.0, "a1: weight of the KL term.")
     noise_warmup_steps: int = setting(

@@ -31,8 +31,8 @@ def build_model(model_config, train_config, num_classes=0):
     """A compiled GAN3D or VAEGAN3D; call inside the strategy scope, after `set_precision`.
 
     A VAEGAN3D gets a class head over `num_classes` classes when `train_config.class_weight` > 0.
-    With `train_config.ema_momentum` > 0 G's optimizer keeps a moving average of G's weights
-    (see keras_vaegan.ema).
+    With `train_config.ema_momentum` > 0 the optimizers of G (and E) keep moving averages of their
+    weights (see keras_vaegan.ema).
     """
     check_compatible(model_config, train_config)
     common = dict(
@@ -68,6 +68,8 @@ def build_model(model_config, train_config, num_classes=0):
             **common,
             name="vaegan3d",
         )
-        optimizers["e_optimizer"] = make_optimizer(train_config.encoder_learning_rate, beta1, precision)
+        optimizers["e_optimizer"] = make_optimizer(
+            train_config.encoder_learning_rate, beta1, precision, train_config.ema_momentum
+        )
     model.compile(jit_compile=train_config.jit_compile, **optimizers)
     return model

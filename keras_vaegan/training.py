@@ -310,7 +310,7 @@ def _train(model_config, train_config, files, scan, pretrained, model_dir, chief
         print(f"\nskipped the updates of {len(skipped)} non-finite steps: {steps}")
     if chief:
         if train_config.ema_momentum:
-            ema.use_averaged_generator(model)  # the checkpoints keep the raw weights to resume from
+            ema.use_averaged_networks(model)  # the checkpoints keep the raw weights to resume from
         pictures.write(step)
         save_model_atomically(model, final_path)
         if verbose:

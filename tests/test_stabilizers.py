@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import build_gan, build_vaegan, random_images, random_voxels, snapshot, train_steps
+from conftest import build_gan, build_vaegan, changed_paths, random_images, random_voxels, snapshot, train_steps
 from export import inputs, saved_model
 from keras_vaegan import ema
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig, check_compatible
@@ -175,7 +175,7 @@ def test_averaged_generator_measures_its_own_batchnorm_statistics(ema_run):
     np.testing.assert_allclose(generator(z, training=False).numpy(), generator(z, training=True).numpy(), atol=1e-4)
 
 
-def test_use_averaged_generator_and_checkpoints(ema_run, tmp_path):
+def test_use_averaged_networks_and_checkpoints(ema_run, tmp_path):
     model, _ = ema_run
     checkpoint = tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
     path = checkpoint.save(str(tmp_path / "ckpt"))
@@ -187,6 +187,22 @@ def test_use_averaged_generator_and_checkpoints(ema_run, tmp_path):
         np.testing.assert_array_equal(a, b)  # the averages travel in the checkpoint
     assert resumed.g_optimizer.use_ema and not build_gan().g_optimizer.use_ema
     want = ema.averaged_generator(resumed).get_weights()
-    ema.use_averaged_generator(resumed)
+    ema.use_averaged_networks(resumed)
     for target, source in zip(resumed.generator.get_weights(), want):
         np.testing.assert_allclose(target, source, rtol=1e-5, atol=1e-6)
+
+
+def test_a_vaegan_averages_its_encoder_with_its_generator():
+    """E and G are averaged together, so that the averaged G decodes the codes of a matching E."""
+    model = build_model(ModelConfig(model_type="vaegan", image_size=32),
+                        TrainConfig(ema_momentum=0.5, batch_size=4, d_accuracy_threshold=1.0))
+    seen = []
+    for _ in range(3):
+        train_steps(model, (random_images(), random_voxels()))
+        seen.append(snapshot(model.encoder.trainable_variables))
+    statistics = [v.path for v in model.encoder.weights if "moving" in v.path]
+    before = snapshot(model.encoder.weights)
+    ema.use_averaged_networks(model)
+    for variable, first, second, third in zip(model.encoder.trainable_variables, *seen):
+        np.testing.assert_allclose(variable.numpy(), 0.25 * first + 0.25 * second + 0.5 * third, rtol=1e-5, atol=1e-7)
+    assert statistics and not set(statistics) & set(changed_paths(model.encoder.weights, before))
