@@ -212,11 +212,9 @@ class GAN3D(keras.Model):
         accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
         gate_open = self.gate_open(accuracy)
         variables = self.discriminator.trainable_variables
-        if self.synchronized_batch_norm:  # its backward pass all-reduces: it cannot sit in a cond
-            gradients = tape.gradient(scaled_loss, variables)
-        else:
-            gradients = gated_update.gradients_if(gate_open, tape, scaled_loss, variables)
-        gated_update.apply_if(gate_open, self.d_optimizer, gradients, variables)
+        gated_update.minimize_if(
+            gate_open, self.d_optimizer, tape, scaled_loss, variables, backward_syncs=self.synchronized_batch_norm
+        )
         gate = tf.cast(gate_open, tf.float32)
         self.d_gate.assign(gate)
         return per_example, accuracy, gate

@@ -1,38 +1,43 @@
-"""An optimizer update taken or skipped on a flag that every replica agrees on.
+"""An optimizer step taken or skipped on a flag that every replica agrees on.
 
-A skipped update costs no backward pass and leaves the weights and the
+A skipped step costs no backward pass and leaves the weights and the
 optimizer's state (moments, iteration count) exactly as they were, as in
 PyTorch's `if gate_open: loss.backward(); optimizer.step()`.
 
-Under a strategy that merges (mirrored), `optimizer.apply` all-reduces the
-gradients through a merge call, which a replica-context `tf.cond` cannot hold.
-The cond is then taken in cross-replica context and enters the replicas again,
-as Keras' LossScaleOptimizer skips non-finite steps.
+Under a strategy with several replicas that merges (mirrored), the update
+cannot sit in a replica-context `tf.cond`: `optimizer.apply` all-reduces the
+gradients through a merge call. There the backward pass stays in the cond,
+and the update's cond is taken in cross-replica context, entering the
+replicas again, as Keras' LossScaleOptimizer skips non-finite steps.
 """
 
 import tensorflow as tf
 
 
-def gradients_if(gate_open, tape, loss, variables):
-    """`tape`'s gradients of `loss` while `gate_open`; zeros, without the backward pass, when closed.
-
-    Not for networks whose backward pass all-reduces (synchronized BatchNorm): a cond cannot hold that.
-    """
-    return tf.cond(gate_open, lambda: tape.gradient(loss, variables), lambda: [tf.zeros_like(v) for v in variables])
+def _merges():
+    """Whether this replica's all-reduces go through merge calls between several replicas."""
+    several = tf.distribute.get_replica_context().num_replicas_in_sync > 1
+    return several and not tf.__internal__.distribute.strategy_supports_no_merge_call()
 
 
-def apply_if(gate_open, optimizer, gradients, variables):
-    """`optimizer.apply(gradients, variables)` while `gate_open` (a bool tensor, equal on every replica)."""
-
-    def apply(gradients):
-        optimizer.apply(gradients, variables)
-
-    if tf.__internal__.distribute.strategy_supports_no_merge_call():
-        tf.cond(gate_open, lambda: apply(gradients), lambda: None)
+def minimize_if(gate_open, optimizer, tape, loss, variables, backward_syncs=False):
+    """Steps `optimizer` on `tape`'s gradients of `loss` while `gate_open` (a bool tensor, equal on every
+    replica). `backward_syncs`: the backward pass all-reduces (synchronized BatchNorm), which a cond
+    cannot hold under mirrored replicas; it is then computed on every step."""
+    if not _merges():
+        tf.cond(gate_open, lambda: optimizer.apply(tape.gradient(loss, variables), variables), lambda: None)
         return
+    if backward_syncs:
+        gradients = tape.gradient(loss, variables)
+    else:
+        gradients = tf.cond(gate_open, lambda: tape.gradient(loss, variables),
+                            lambda: [tf.zeros_like(v) for v in variables])
+
+    def step(gradients):
+        optimizer.apply(gradients, variables)
 
     def cross_replica(strategy, gate_open, gradients):
         taken = strategy.experimental_local_results(gate_open)[0]
-        tf.cond(taken, lambda: strategy.extended.call_for_each_replica(apply, args=(gradients,)), lambda: None)
+        tf.cond(taken, lambda: strategy.extended.call_for_each_replica(step, args=(gradients,)), lambda: None)
 
     tf.distribute.get_replica_context().merge_call(cross_replica, args=(gate_open, gradients))
