@@ -531,8 +531,8 @@ def torch_available():
 
 def quiet_rounds(a, b, pattern):
     """Indices of the rounds in which both workers' measurements saw little load from other processes."""
-    pairs_ = zip(a.background[pattern], b.background[pattern])
-    return [r for r, (qa, qb) in enumerate(pairs_) if max(qa, qb) < QUIET]
+    backgrounds = zip(a.background[pattern], b.background[pattern])
+    return [r for r, (qa, qb) in enumerate(backgrounds) if max(qa, qb) < QUIET]
 
 
 def compare(ours, base, pattern):
