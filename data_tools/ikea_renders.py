@@ -31,7 +31,7 @@ things in front of or on it. The IKEA benchmark photos are never used.
 With --shapes (a labelled .npz such as ../shared/data/modelnet10-32-train.npz)
 each shape of the chosen classes (default: the benchmark's classes the file
 holds, for ModelNet10 bed, chair, desk, sofa, table) is put in the library's
-frame and framing (--voxel_up_axis, --voxel_framing, as `data_tools modelnet`)
+frame and framing (--voxel_up_axis, --voxel_framing, as `data_tools modelnet`),
 turned about the up axis by --shape_turns so that each class faces the
 library's way (the benchmark scores voxel by voxel), and rendered
 --views_per_shape times the same way, as
