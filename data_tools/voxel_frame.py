@@ -11,6 +11,8 @@ modelnet10-chair-32.npy.gz are all stored z up, fronts towards -y where ModelNet
 there (chairs, beds, toilets), so the default up axis is z. Their framings differ: the 32^3 files are
 centred and mostly span the grid (86% and 99.5% of the shapes), the 64^3 beds sit in a corner of theirs;
 fitting gives all three the IKEA framing, so `fit` is the default.
+Nor do a file's classes face the IKEA library's way: `turned` turns a class about the up axis
+(data_tools.ikea_renders --shape_turns).
 """
 
 import numpy as np
@@ -38,3 +40,10 @@ def to_frame(grid, up_axis="z", framing="fit"):
     """A stored grid in the project's frame, turned by `up_axis` and, with framing `fit`, refitted."""
     grid = upright(np.asarray(grid), up_axis)
     return fit(grid) if framing == "fit" else grid
+
+
+def turned(grid, quarter_turns):
+    """`grid` ([x, y, z], z up) turned about z by `quarter_turns` quarter turns, counter-clockwise seen from
+    above: one turn takes what lies towards +x to +y, +y to -x, -x to -y and -y to +x (np.rot90 from axis 0
+    towards axis 1); negative turns go the other way."""
+    return np.ascontiguousarray(np.rot90(grid, quarter_turns, axes=(0, 1)))

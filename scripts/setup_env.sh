@@ -2,6 +2,8 @@
 # Shared set-up of the README's two commands: system packages, .venv, the package.
 # Idempotent: every step is skipped when already done. Usage: source scripts/setup_env.sh [extras]
 # (extras of setup.cfg: edge, train, data, all or dev; without one, the TensorFlow-free base install).
+# KERAS_VAEGAN_VENV=DIR uses the environment in DIR as it is, installing nothing into it (one made by
+# hand, or the one running the tests); without it, .venv in the checkout is made and kept up to date.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${1:-}"
@@ -16,7 +18,9 @@ case "$EXTRAS" in
     done
     ;;
 esac
-"$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ -z "${KERAS_VAEGAN_VENV:-}" ]; then
+  "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+fi
 # The browser tests (tests/test_browser.py, -m large) open the report and TensorBoard in headless Chromium.
 if [ "$EXTRAS" = dev ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if ((${#need_apt[@]})); then
@@ -26,14 +30,19 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-VENV="$ROOT/.venv"
-[ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV"; "$PYTHON" -m venv "$VENV"; }
-stamp="$VENV/.installed-$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${EXTRAS:-base}"
-if [ ! -f "$stamp" ]; then
-  echo "setup: installing keras-vaegan${EXTRAS:+[$EXTRAS]} into $VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
-  touch "$stamp"
+VENV="${KERAS_VAEGAN_VENV:-$ROOT/.venv}"
+if [ -z "${KERAS_VAEGAN_VENV:-}" ]; then
+  [ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+  stamp="$VENV/.installed-$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${EXTRAS:-base}"
+  if [ ! -f "$stamp" ]; then
+    echo "setup: installing keras-vaegan${EXTRAS:+[$EXTRAS]} into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+    touch "$stamp"
+  fi
+elif [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: KERAS_VAEGAN_VENV=$VENV holds no bin/python" >&2
+  exit 2
 fi
 export PATH="$VENV/bin:$PATH"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -132,6 +132,23 @@ def boxes(count, resolution=32, seed=0):
     return grids
 
 
+def top_minus_all(grid):
+    """(x, y) of the mean of the top quarter of a shape's height minus that of the whole shape."""
+    occupied = np.argwhere(grid)
+    low, high = occupied[:, 2].min(), occupied[:, 2].max()
+    return occupied[occupied[:, 2] >= low + 0.75 * (high - low), :2].mean(axis=0) - occupied[:, :2].mean(axis=0)
+
+
+def back_side(grid):
+    """The side, "+x", "-x", "+y" or "-y", the top quarter of a shape ([x, y, z], z up) leans to by more than
+    half a voxel: the back of a chair, bed or sofa; None when it leans no clear way."""
+    lean = top_minus_all(grid)
+    axis = int(np.argmax(np.abs(lean)))
+    if abs(lean[axis]) <= 0.5:
+        return None
+    return f"{'+' if lean[axis] > 0 else '-'}{'xy'[axis]}"
+
+
 def save_npy_gz(path, array):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with gzip.open(path, "wb") as file:

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import by_source_id, in_process
+from conftest import back_side, by_source_id, in_process, top_minus_all
 from data_tools import voxel_frame
 from data_tools.convert import ConvertError, convert
 from data_tools.sources import Settings, modelnet
@@ -176,15 +176,27 @@ def test_fit_spans_the_grid_centred_and_up_axis_swaps_that_axis_with_z(tmp_path)
         np.testing.assert_array_equal(voxels(record), expected > 0)
 
 
+def chair(resolution=16):
+    """A chair ([x, y, z], z up) facing -y: a seat, and a back at +y rising above it."""
+    grid = np.zeros((resolution,) * 3, bool)
+    grid[3:13, 3:13, 5:7] = True
+    grid[3:13, 11:13, 7:15] = True
+    return grid
+
+
+def test_a_quarter_turn_takes_plus_x_to_plus_y_and_plus_y_to_minus_x():
+    grid = chair()
+    assert back_side(grid) == "+y"
+    for quarter_turns, side in ((1, "-x"), (2, "-y"), (3, "+x"), (-1, "+x"), (4, "+y"), (5, "-x")):
+        assert back_side(voxel_frame.turned(grid, quarter_turns)) == side, quarter_turns
+    one_turn = voxel_frame.turned(grid, 1)
+    assert grid[12, 3, 6] and one_turn[12, 12, 6]  # the seat's corner at +x, -y goes to +y, +x
+    assert np.array_equal(one_turn, [[grid[x, 15 - i] for x in range(16)] for i in range(16)])
+    assert np.array_equal(voxel_frame.turned(one_turn, -1), grid) and one_turn.flags.c_contiguous
+
+
 def real_class(labels, names, name):
     return [voxel_frame.to_frame(array_grid(MODELNET10, i)) for i in np.flatnonzero(labels == names.index(name))]
-
-
-def top_minus_all(grid):
-    """(x, y) of the mean of the top quarter of a shape's height minus that of the whole shape."""
-    occupied = np.argwhere(grid)
-    low, high = occupied[:, 2].min(), occupied[:, 2].max()
-    return occupied[occupied[:, 2] >= low + 0.75 * (high - low), :2].mean(axis=0) - occupied[:, :2].mean(axis=0)
 
 
 def test_default_frame_stands_real_chairs_beds_and_toilets_up_facing_minus_y(real_labels):
