@@ -91,7 +91,9 @@ class GAN3D(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica",
             name="step",
         )
-        self.d_gate = self.add_weight(  # 1 when D stepped in the last step
+        # 1 when D stepped in the last step. Nothing in the step reads it since the gate skips D's update
+        # (gated_update); it stays a weight so that model.keras files keep the layout they were saved with.
+        self.d_gate = self.add_weight(
             shape=(), initializer="ones", trainable=False, aggregation="only_first_replica", name="d_gate"
         )
         self.trackers = {
