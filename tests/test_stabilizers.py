@@ -89,6 +89,9 @@ def test_stabilizers_train_3d_vaegan_too():
 
 
 def test_spectral_norm_keeps_each_kernel_at_spectral_norm_one_and_round_trips(tmp_path):
+    # Seeded: how fast the power iteration converges depends on the initial kernels and vectors, which were
+    # drawn from whatever state the tests run before left (one CI run saw 1.058 after 15 iterations).
+    keras.utils.set_random_seed(0)
     discriminator = Discriminator(32, norm="spectral")
     voxels = random_voxels()
     for _ in range(15):  # one power iteration per call
