@@ -153,10 +153,12 @@ def test_ikea_ensemble_scores_the_mean_of_its_members_predictions(models, tmp_pa
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["ensemble"] == [str(tmp_path / "other.keras")]
     assert "(model: the mean of 2 models' predictions)" in (tmp_path / "out" / "table.md").read_text()
-    photos = ikea_data.load_benchmark(IKEA).photos[:4]
+    # The CLI's first batch of 16, predicted as it is: oneDNN's sums depend on the batch size, and an
+    # untrained model's near-tied occupancies let such differences move the AP.
+    photos = ikea_data.load_benchmark(IKEA).photos[:16]
     pixels = np.stack([resize_with_pad(photo.pixels, 32) for photo in photos]).astype(np.float32)
     members = [load_trained_model(models["vaegan"]), other]
-    mean = np.mean([np.asarray(member.reconstruct(pixels))[..., 0] for member in members], axis=0)
+    mean = np.mean([np.asarray(member.reconstruct(pixels), np.float64)[..., 0] for member in members], axis=0)
     alone = np.asarray(members[0].reconstruct(pixels))[..., 0]
     apart = []
     for photo, row, prediction, single in zip(photos, metrics["per_photo"], mean, alone):
