@@ -9,6 +9,10 @@ Tasks:
               nearest training shapes
   classify    discriminator features into a linear SVM: trained on --data/<train_split>, scored on
               --data/<test_split>; accuracy, per-class accuracy, a confusion matrix
+  classes     how much of a picture's class the encoder's code holds: a logistic regression on E's posterior
+              mean, fitted on training pictures (--train_data, cross-validated there) and scored on held-out
+              pictures (--data) and IKEA photos (--photos), beside the same probe on an untrained encoder and
+              the most frequent training class
   renders     single-picture reconstruction on records of (picture, shape) pairs, such as
               `data_tools.ikea_renders --split heldout` or a model's own training set: average
               precision and IoU at the model's resolution, per class and mean, beside the mean shape

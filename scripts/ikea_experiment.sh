@@ -4,9 +4,10 @@
 # 3D-VAE-GAN at 32^3 on it, and score it on PHOTOS_DIR's photos with `keras_vaegan.evaluate ikea`.
 # Usage: bash scripts/ikea_experiment.sh [--schedule joint|separate] PHOTOS_DIR OUT_DIR
 # PHOTOS_DIR: a folder in the IKEA benchmark's layout, as ../shared/data/ikea-sample. OUT_DIR gets data/ (the
-# renders), model/ (the run: checkpoints, model.keras) and the scores: metrics.json, table.md, figures.
+# renders), heldout/ (renders of the shapes left out), model/ (the run: checkpoints, model.keras), the scores:
+# metrics.json, table.md, figures, and classes/: the encoder's class accuracy (`keras_vaegan.evaluate classes`).
 # Rerunning resumes: a finished render is kept, training resumes from its last checkpoint, and the photos
-# are scored again only when the model is newer than metrics.json.
+# are scored again only when the model is newer than their metrics.json.
 # Short runs (tests, smoke runs): IKEA_TRAIN_STEPS=N trains N steps (the separate schedule: N/2 of G and D
 # alone first); IKEA_RENDER_FLAGS="--views_per_model 1 ..." adds flags to the render step.
 set -euo pipefail
@@ -71,6 +72,15 @@ else
   printf '%s\n' "${RENDER_ARGS[@]}" >"$MARKER"
 fi
 
+# 1b. Renders of the held-out library models and shapes, the same way: the class probe's held-out pictures.
+HELDOUT=$OUT/heldout
+if [ -f "$HELDOUT/rendered_with.txt" ] && [ "$(cat "$HELDOUT/rendered_with.txt")" = "$(cat "$MARKER")" ]; then
+  echo "ikea_experiment: $HELDOUT is rendered already; keeping it"
+else
+  python -m data_tools.ikea_renders "${RENDER_ARGS[@]}" --split heldout --out "$HELDOUT"
+  cp "$MARKER" "$HELDOUT/rendered_with.txt"
+fi
+
 # 2. Training (resumes from the newest checkpoint in $RUN; a finished run does nothing).
 RUN=$OUT/model
 TRAIN_ARGS=(--flagfile="$FLAGFILE" --data_dir="$DATA" --model_dir="$RUN")
@@ -87,10 +97,17 @@ if [ ! "$OUT/metrics.json" -nt "$RUN/model.keras" ]; then
     --heldout_models="$DATA/heldout_models.txt" --best_transform --out="$OUT" >/dev/null
 fi
 
+# 4. How much of the class the encoder's code holds: training renders, held-out renders, the photos.
+if [ ! "$OUT/classes/metrics.json" -nt "$RUN/model.keras" ]; then
+  python -m keras_vaegan.evaluate classes --model="$RUN/model.keras" --train_data="$DATA" --data="$HELDOUT" \
+    --photos="$PHOTOS" --out="$OUT/classes" >/dev/null
+fi
+
 echo
 echo "Done ($SCHEDULE schedule). Look at:"
 echo "  $OUT/table.md       average precision per class on the photos of $PHOTOS, beside the mean shapes"
 echo "  $OUT/metrics.json   the same and more (IoU, held-out models' photos), for scripts"
+echo "  $OUT/classes/table.md   the encoder's class accuracy (linear probe) on renders and photos"
 echo "  $RUN/reconstructions.png   training pictures beside the shapes the model reads from them"
 echo "  $DATA/preview.png   the first training pictures"
 echo

@@ -309,6 +309,68 @@ def test_renders_refuses_records_without_pictures_and_a_3d_gan(models, ikea_shap
     assert not os.path.exists(tmp_path / "o")
 
 
+@pytest.fixture(scope="module")
+def training_renders(tmp_path_factory):
+    """Renders of the real IKEA library models kept for training (one view each, 16x16 pictures)."""
+    from data_tools import ikea_renders
+
+    out = tmp_path_factory.mktemp("training-renders")
+    ikea_renders.write_ikea_renders(IKEA, str(out), resolution=32, views_per_model=1, image_size=16, num_shards=1,
+                                    synthetic_per_class=0)
+    return out
+
+
+def test_classes_probes_the_code_on_training_and_held_out_renders_and_the_photos(models, training_renders,
+                                                                                  heldout_renders, tmp_path, evaluate):
+    from keras_vaegan.evaluation.records import load_renders
+
+    result = evaluate("classes", f"--model={models['vaegan']}", f"--train_data={training_renders}",
+                      f"--data={heldout_renders}", f"--photos={IKEA}", f"--out={tmp_path}", "--batch_size=16")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    training = load_renders(str(training_renders), 32, 32).class_names
+    classes = sorted(set(training))
+    assert metrics["classes"] == classes and {"bed", "chair", "table"} < set(classes)
+    heldout = len((heldout_renders / "heldout_models.txt").read_text().split())
+    photo_classes = [photo.class_name for photo in ikea_data.load_benchmark(IKEA).photos]
+    for results in (metrics["sets"], metrics["untrained_reference"]):
+        assert [(name, row["pictures"]) for name, row in results.items()] == [
+            ("training", len(training)), ("held-out", heldout), ("photos", len(photo_classes))]
+        for row in results.values():
+            assert np.sum(row["confusion"]) == row["pictures"]
+            assert row["accuracy"] == pytest.approx(np.trace(row["confusion"]) / row["pictures"])
+    # the reference that sees no picture: always the most frequent training class
+    most = max(classes, key=training.count)
+    assert metrics["sets"]["photos"]["majority_accuracy"] == pytest.approx(photo_classes.count(most) / len(photo_classes))
+    assert metrics["sets"]["training"]["majority_accuracy"] == pytest.approx(training.count(most) / len(training))
+    table = (tmp_path / "table.md").read_text()
+    assert "| training (cross-validated) | " in table and f"| photos | {len(photo_classes)} | " in table
+    picture = np.asarray(Image.open(tmp_path / "class_confusion.png").convert("RGB"))
+    label_width = 8 + 7 * max(map(len, classes))
+    cells = len(classes) * 40
+    assert picture.shape == (40 + label_width + cells + 10, label_width + cells + 10, 3)  # the photos' matrix
+
+
+def test_classes_refuses_what_it_cannot_probe(models, training_renders, heldout_renders, tmp_path, evaluate):
+    common = (f"--model={models['vaegan']}", f"--out={tmp_path / 'o'}")
+    one_class = tmp_path / "one-class"
+    one_class.mkdir()
+    chairs = read_voxel_array(CHAIRS)[:3] > 0.5
+    picture = (training_renders / "preview.png").read_bytes()
+    with tf.io.TFRecordWriter(str(one_class / "a.tfrecord")) as writer:
+        for grid in chairs:
+            writer.write(encode_example(grid, image=picture, class_name="chair"))
+    error = the_error(evaluate("classes", *common, f"--train_data={one_class}", f"--data={heldout_renders}"))
+    assert error == (f"error: --train_data: {one_class}: the probe needs pictures of at least two classes and two "
+                     "of each; the 3 read name chair")
+    error = the_error(evaluate("classes", *common, f"--train_data={training_renders}", f"--data={one_class}",
+                               f"--photos={tmp_path}"))
+    assert error.startswith(f"error: --photos: {tmp_path}")
+    assert "is a 3D-GAN" in the_error(evaluate("classes", f"--model={models['gan']}", f"--out={tmp_path / 'o'}",
+                                               f"--train_data={training_renders}", f"--data={heldout_renders}"))
+    assert not os.path.exists(tmp_path / "o")
+
+
 def test_classify_trains_the_svm_on_real_shapes_and_resamples_with_a_notice(models, ikea_shapes, tmp_path, evaluate):
     result = evaluate("classify", f"--model={models['gan']}", f"--data={ikea_shapes}", f"--out={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -429,6 +491,8 @@ def test_latent_draws_strips_from_prior_z_and_from_photos(models, tmp_path, eval
     (["renders", "--model=m", "--out=o", "--data=d", "--max_records=-1"], "--max_records"),
     (["generation", "--model=m", "--out=o", "--data=d"], "--train_data is required"),
     (["summary", "--model=m", "--out=o", "--data=d"], "--train_data is required for summary"),
+    (["classes", "--model=m", "--out=o", "--data=d"], "--train_data is required for classes"),
+    (["ikea", "--model=m", "--out=o", "--data=d", "--photos=p"], "--photos: only classes reads it, not ikea"),
     (["latent", "--model=m", "--out=o", "--threshold=1.5"], "--threshold: 1.5 is not in (0, 1)"),
     (["latent", "--model=/nonexistent.keras", "--out=o"], "/nonexistent.keras: no such file"),
     (["latent", "--model=m", "--out=README.md/x"], "README.md/x: cannot be written"),

@@ -64,8 +64,8 @@ def test_help_prints_the_usage():
 def modified_times(out):
     """{path: mtime in ns} of what each step leaves: the shards and lists, the model and its checkpoints,
     the scores."""
-    paths = [*glob.glob(f"{out}/data/*"), *glob.glob(f"{out}/model/checkpoints/*"), f"{out}/model/model.keras",
-             f"{out}/metrics.json", f"{out}/table.md"]
+    paths = [*glob.glob(f"{out}/data/*"), *glob.glob(f"{out}/heldout/*"), *glob.glob(f"{out}/model/checkpoints/*"),
+             f"{out}/model/model.keras", f"{out}/metrics.json", f"{out}/table.md", f"{out}/classes/metrics.json"]
     return {path: os.stat(path).st_mtime_ns for path in paths}
 
 
@@ -95,11 +95,17 @@ def test_the_experiment_renders_trains_and_scores_and_a_rerun_redoes_nothing(exp
     assert ("--shapes" in rendered_with) == os.path.exists(MODELNET)
     assert rendered_with[-8:] == TINY["IKEA_RENDER_FLAGS"].split()
     assert len(glob.glob(f"{out}/data/train.tfrecord-*-of-00002")) == 2
+    assert len(glob.glob(f"{out}/heldout/heldout.tfrecord-*-of-00002")) == 2  # rendered the same way
+    probe = json.loads((out / "classes" / "metrics.json").read_text())
+    assert list(probe["sets"]) == ["training", "held-out", "photos"] and probe["sets"]["photos"]["pictures"] == 60
+    assert probe["train_data"] == str(out / "data") and probe["data"] == str(out / "heldout")
+    assert f"{out}/classes/table.md" in first.stdout
 
     before = modified_times(out)
     second = run_script(IKEA, out, **TINY)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "is rendered already; keeping it" in second.stdout and "already trained to step 2" in second.stdout
+    assert f"{out}/heldout is rendered already; keeping it" in second.stdout
     assert modified_times(out) == before
     assert second.stdout.rstrip().endswith(table.rstrip())
 

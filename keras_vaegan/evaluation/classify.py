@@ -55,8 +55,12 @@ def train_classifier(features, labels, c=1.0, seed=0):
 
 
 def classification_metrics(classifier, features, labels, class_names):
+    """label_metrics of the classifier's predictions of `features`."""
+    return label_metrics(classifier.predict(features), labels, class_names)
+
+
+def label_metrics(predicted, labels, class_names):
     """{"accuracy", "per_class_accuracy": {name: value}, "confusion": rows = true class, columns = predicted}."""
-    predicted = classifier.predict(features)
     matrix = confusion_matrix(labels, predicted, labels=class_names)
     per_class = {name: float(row[i] / row.sum()) for i, (name, row) in enumerate(zip(class_names, matrix))
                  if row.sum()}

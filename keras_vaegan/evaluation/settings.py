@@ -4,7 +4,7 @@ import dataclasses
 
 from keras_vaegan.config import setting
 
-TASKS = ("ikea", "renders", "generation", "classify", "latent", "summary")
+TASKS = ("ikea", "renders", "generation", "classify", "classes", "latent", "summary")
 ENSEMBLE_TASKS = ("ikea", "renders")
 
 
@@ -31,7 +31,8 @@ class EvaluationConfig:
     data: str = setting(
         "",
         "ikea: an IKEA dataset folder; renders: TFRecords of pictures and shapes; generation, summary: held-out "
-        "TFRecords; classify: a converted dataset folder with split sub-folders.",
+        "TFRecords; classify: a converted dataset folder with split sub-folders; classes: TFRecords of held-out "
+        "pictures with their classes.",
     )
     batch_size: int = setting(8, "Shapes or photos per forward pass.")
     seed: int = setting(0, "Seed of latent vectors and subsets.")
@@ -41,10 +42,13 @@ class EvaluationConfig:
         "ikea: a file of model ids left out of training (heldout_models.txt of data_tools.ikea_renders); "
         "their photos are also scored on their own.",
     )
+    photos: str = setting("", "classes: an IKEA dataset folder whose photos the probe also names.")
     max_records: int = setting(
-        1000, "renders, summary: score a seeded random subset of at most this many records (0: all of them)."
+        1000, "renders, summary, classes: score a seeded random subset of at most this many records (0: all of them)."
     )
-    train_data: str = setting("", "generation, summary: TFRecords of the training shapes (memorization check).")
+    train_data: str = setting(
+        "", "generation, summary: TFRecords of the training shapes (memorization check); classes: of the "
+        "training pictures the probe is fitted on.")
     samples: int = setting(100, "generation, summary: shapes drawn from the prior.")
     threshold: float = setting(0.5, "generation, latent, summary: occupancy level of a voxel.")
     train_split: str = setting("train", "classify: sub-folder of --data the SVM is trained on.")
@@ -65,6 +69,9 @@ class EvaluationConfig:
         _check(0 < self.threshold < 1, f"--threshold: {self.threshold} is not in (0, 1)")
         _check(task not in ("generation", "summary") or self.train_data,
                f"--train_data is required for {task} (the memorization check compares samples with it)")
+        _check(task != "classes" or self.train_data,
+               "--train_data is required for classes (the probe is fitted on its pictures)")
+        _check(not self.photos or task == "classes", f"--photos: only classes reads it, not {task}")
         _check(not self.images or len(self.images) in (2, 3),
                f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(self.images)}")
         for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None),

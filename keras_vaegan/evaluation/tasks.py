@@ -151,22 +151,12 @@ def _reconstruct(ensemble, pictures, config):
 
 def ikea_task(config):
     """The IKEA protocol; returns its Result."""
-    import numpy as np
-
-    from keras_vaegan.evaluation import ikea, ikea_data
-    from vaegan_utils.errors import LayoutError
+    from keras_vaegan.evaluation import ikea
     from vaegan_utils.images import resize_with_pad
-    from vaegan_utils.readers import BadFile
 
     ensemble = _load_ensemble(config)
     model = ensemble.models[0]
-    say(f"reading {config.data}")
-    try:
-        bench = ikea_data.load_benchmark(config.data, ProgressCounter("reading", "files"))
-    except (LayoutError, BadFile) as error:
-        raise EvaluationError(f"--data: {error}")
-    for entry in bench.skipped:
-        say(f"skipped {entry['file']}: {entry['reason']}")
+    bench = _read_benchmark(config.data, "--data")
     classes = sorted({photo.class_name for photo in bench.photos})
     if len(classes) < 2:
         raise EvaluationError(
@@ -217,6 +207,22 @@ def ikea_task(config):
                              [photo.truth for photo in bench.photos],
                              [os.path.basename(row["image"]) for row in rows], rows)
     return Result(metrics, table, {"ikea_examples.png": figure})
+
+
+def _read_benchmark(folder, flag):
+    """The IKEA benchmark folder given by `flag`, its skipped files said."""
+    from keras_vaegan.evaluation import ikea_data
+    from vaegan_utils.errors import LayoutError
+    from vaegan_utils.readers import BadFile
+
+    say(f"reading {folder}")
+    try:
+        bench = ikea_data.load_benchmark(folder, ProgressCounter("reading", "files"))
+    except (LayoutError, BadFile) as error:
+        raise EvaluationError(f"{flag}: {error}")
+    for entry in bench.skipped:
+        say(f"skipped {entry['file']}: {entry['reason']}")
+    return bench
 
 
 def _heldout_models(bench, config):
@@ -466,6 +472,76 @@ def classify_task(config):
     return Result(metrics, table, {"confusion.png": picture})
 
 
+def classes_task(config):
+    """A linear probe of the encoder's code, fitted on --train_data's pictures and scored on them
+    (cross-validated), on --data's and on the photos of --photos, beside the same probe on an untrained
+    encoder; returns its Result."""
+    from keras_vaegan import data
+    from keras_vaegan.evaluation import class_probe, figures
+    from keras_vaegan.evaluation.records import load_renders
+    from vaegan_utils.images import resize_with_pad
+
+    model = _load_model(config, need_encoder=True)
+    sets = {}
+    for name, folder, flag in (("training", config.train_data, "--train_data"), ("held-out", config.data, "--data")):
+        say(f"reading {folder}")
+        try:
+            renders = load_renders(folder, model.resolution, model.image_size, config.max_records, config.seed)
+        except data.DataError as error:
+            raise EvaluationError(f"{flag}: {error}")
+        sets[name] = (renders.images, list(renders.class_names))
+    if config.photos:
+        bench = _read_benchmark(config.photos, "--photos")
+        sets["photos"] = ([resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos],
+                          [photo.class_name for photo in bench.photos])
+    train_names = sets["training"][1]
+    classes = sorted(set(train_names))
+    if len(classes) < 2 or class_probe.fewest_per_class(train_names) < 2:
+        raise EvaluationError(f"--train_data: {config.train_data}: the probe needs pictures of at least two classes "
+                              f"and two of each; the {len(train_names)} read name {', '.join(classes)}")
+    for name, (pictures, names) in list(sets.items()):
+        known = [i for i, class_name in enumerate(names) if class_name in classes]
+        if len(known) < len(names):
+            say(f"note: {len(names) - len(known)} {name} pictures are of classes the training pictures lack; "
+                "they are not scored")
+        if not known:
+            flag = "--photos" if name == "photos" else "--data"
+            raise EvaluationError(f"{flag}: none of its pictures is of a class of --train_data ({', '.join(classes)})")
+        sets[name] = ([pictures[i] for i in known], [names[i] for i in known])
+    results = {}
+    for label, encoder in (("trained", model.encoder),
+                           ("untrained", class_probe.untrained_encoder(model.image_size, model.latent_dim,
+                                                                       config.seed))):
+        codes = {name: class_probe.encoder_codes(encoder, pictures, config.batch_size,
+                                                 ProgressCounter(f"codes ({label} E, {name})", "pictures"))
+                 for name, (pictures, _) in sets.items()}
+        say(f"fitting the probe on {len(train_names)} codes of the {label} encoder")
+        others = {name: (codes[name], names) for name, (_, names) in sets.items() if name != "training"}
+        results[label] = class_probe.probe_results(codes["training"], train_names, others, classes, config.seed)
+    trained, untrained = results["trained"], results["untrained"]
+    lines = ["| pictures | count | trained E | untrained E (reference) | most frequent training class "
+             "(reference) |", "|---|---|---|---|---|"]
+    for name, result in trained.items():
+        lines.append(f"| {name}{' (cross-validated)' if name == 'training' else ''} | {result['pictures']} | "
+                     f"**{result['accuracy'] * 100:.1f}** | {untrained[name]['accuracy'] * 100:.1f} | "
+                     f"{result['majority_accuracy'] * 100:.1f} |")
+    per_class = ["| class | " + " | ".join(trained) + " |", "|---|" + "---|" * len(trained)]
+    for class_name in classes:
+        cells = [f"{result['per_class_accuracy'][class_name] * 100:.1f}" if class_name in result["per_class_accuracy"]
+                 else "" for result in trained.values()]
+        per_class.append(f"| {class_name} | " + " | ".join(cells) + " |")
+    table = (f"Class accuracy (x100) of a logistic regression on the encoder's code (posterior mean) of "
+             f"{config.model}, fitted on {len(train_names)} pictures of {config.train_data}:\n\n"
+             + "\n".join(lines) + "\n\nPer class, trained encoder:\n\n" + "\n".join(per_class) + "\n")
+    metrics = {"task": "classes", "model": config.model, "train_data": config.train_data, "data": config.data,
+               "photos": config.photos, "classes": classes, "probe": "logistic regression on standardized codes, "
+               f"C={class_probe.PROBE_C}", "sets": trained, "untrained_reference": untrained}
+    last = list(trained)[-1]
+    title = f"{last}: accuracy {trained[last]['accuracy'] * 100:.1f}% ({trained[last]['pictures']} pictures)"
+    picture = figures.confusion_picture(trained[last]["confusion"], classes, title)
+    return Result(metrics, table, {"class_confusion.png": picture})
+
+
 def latent_task(config):
     """Interpolation, arithmetic and first-layer units; returns its Result."""
     import numpy as np
@@ -523,7 +599,7 @@ def latent_task(config):
 
 
 TASKS = {"ikea": ikea_task, "renders": renders_task, "generation": generation_task, "classify": classify_task,
-         "latent": latent_task, "summary": summary_task}
+         "classes": classes_task, "latent": latent_task, "summary": summary_task}
 
 
 def run_task(task, config):
