@@ -10,7 +10,8 @@ at 32^3) or an unlabelled `.npy`/`.npy.gz` array. About 10% of them, chosen by
 a hash of their index, are held out; the generator never sees them. Training
 is one `model.fit` of the library's 3D-GAN with the settings of `--flagfile`
 (train.py's flags; any of them can be given after it); a callback stops it
-when the training time (evaluations not counted) reaches the budget. Every
+when the training time (evaluations not counted) reaches the budget or the
+steps reach --train_steps, whichever comes first. Every
 --eval_every_minutes of training, and at the end, the generator (its moving
 average when the flagfile sets --ema_momentum) decodes the same fixed z and
 keras_vaegan.evaluation.generation scores the samples against the held-out
@@ -166,7 +167,8 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
     print(f"{FLAGS.input} ({FLAGS.class_name}): {len(train_shapes)} training shapes, {len(held)} held out by hash"
           + (f"; --heldout {FLAGS.heldout}: {len(extra)} shapes" if extra is not None else ""))
     print(f"settings: {describe(model_config, train_config)}; budget {FLAGS.budget_minutes:g} min of "
-          f"training, evaluated every {FLAGS.eval_every_minutes:g} min on {FLAGS.samples} samples from fixed z",
+          f"training or {train_config.train_steps} steps, whichever comes first, evaluated every "
+          f"{FLAGS.eval_every_minutes:g} min on {FLAGS.samples} samples from fixed z",
           flush=True)
 
     def score(samples, reference):
@@ -210,7 +212,7 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
         history.append({"minutes": minutes, "steps": steps, **results})
         return kept
 
-    clock = TrainingClock(FLAGS.budget_minutes * 60, FLAGS.eval_every_minutes * 60, evaluate)
+    clock = TrainingClock(FLAGS.budget_minutes * 60, FLAGS.eval_every_minutes * 60, evaluate, train_config.train_steps)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # the dataset shuffles itself
         model.fit(dataset, steps_per_epoch=10**9, epochs=1, verbose=0, callbacks=[clock])
@@ -233,11 +235,12 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Counts the time of `fit` less the evaluations', evaluates at every interval, stops at the budget."""
+    """Counts the time of `fit` less the evaluations', evaluates at every interval, stops at the budget (seconds)
+    or after `max_steps` steps, whichever comes first."""
 
-    def __init__(self, budget, interval, evaluate):
+    def __init__(self, budget, interval, evaluate, max_steps):
         super().__init__()
-        self.budget, self.interval, self.evaluate = budget, interval, evaluate
+        self.budget, self.interval, self.evaluate, self.max_steps = budget, interval, evaluate, max_steps
         self.trained, self.steps, self.next_eval, self.logs = 0.0, 0, interval, {}
         self.progress = ProgressCounter("training", "s")
         self.start, self.evaluating = None, 0.0
@@ -250,7 +253,7 @@ class TrainingClock(keras.callbacks.Callback):
         self.steps += 1
         self.logs = {key: float(value) for key, value in (logs or {}).items()}
         self.progress(min(int(self.trained), int(self.budget)), int(self.budget))
-        if self.trained >= self.budget:
+        if self.trained >= self.budget or self.steps >= self.max_steps:
             self.model.stop_training = True
         elif self.trained >= self.next_eval:
             started = time.monotonic()

@@ -76,3 +76,22 @@ def test_a_heldout_file_of_another_resolution_is_named(tmp_path, chairs, capsys)
                  class_names=np.array(["chair"]))
     line = _refusal([f"--input={chairs}", f"--heldout={other}"], capsys)
     assert other in line and "64^3" in line
+
+
+def test_training_stops_at_the_budget_or_at_train_steps_whichever_comes_first():
+    import keras
+
+    def fit(budget, max_steps):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        evaluations = []
+        clock = quality.TrainingClock(budget, 3600, lambda *args: evaluations.append(args), max_steps)
+        model.fit(np.zeros((64, 2)), np.zeros((64, 1)), batch_size=2, epochs=1, verbose=0, callbacks=[clock])
+        return clock, evaluations
+
+    clock, evaluations = fit(budget=3600, max_steps=5)
+    assert clock.steps == 5 and not evaluations
+    clock, _ = fit(budget=0, max_steps=1000)  # a budget spent at once: one step
+    assert clock.steps == 1
+    clock, _ = fit(budget=3600, max_steps=1000)  # neither reached: the data ends the run
+    assert clock.steps == 32
