@@ -482,6 +482,7 @@ def classes_task(config):
     from vaegan_utils.images import resize_with_pad
 
     model = _load_model(config, need_encoder=True)
+    bench = _read_benchmark(config.photos, "--photos") if config.photos else None
     sets = {}
     for name, folder, flag in (("training", config.train_data, "--train_data"), ("held-out", config.data, "--data")):
         say(f"reading {folder}")
@@ -490,8 +491,7 @@ def classes_task(config):
         except data.DataError as error:
             raise EvaluationError(f"{flag}: {error}")
         sets[name] = (renders.images, list(renders.class_names))
-    if config.photos:
-        bench = _read_benchmark(config.photos, "--photos")
+    if bench:
         sets["photos"] = ([resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos],
                           [photo.class_name for photo in bench.photos])
     train_names = sets["training"][1]
