@@ -219,7 +219,7 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
     samples, results = evaluate(clock.trained / 60, clock.steps)
     if keep:
         if train_config.ema_momentum:
-            ema.use_averaged_generator(model)
+            ema.use_averaged_networks(model)
         model.save(os.path.join(work_dir, "model.keras"))
         generation.write_nearest_figure(samples, train_shapes, os.path.join(work_dir, "quality_nearest.png"), count=8)
         with open(os.path.join(work_dir, "quality.json"), "w") as handle:

@@ -1,5 +1,7 @@
 """bench.quality's inputs: labelled .npz files, classes, held-out files and settings are checked before training."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,21 @@ def test_training_stops_at_the_budget_or_at_train_steps_whichever_comes_first():
     assert clock.steps == 1
     clock, _ = fit(budget=3600, max_steps=1000)  # neither reached: the data ends the run
     assert clock.steps == 32
+
+
+def test_a_short_run_keeps_the_averaged_model_and_prints_quality_lines(tmp_path, capsys):
+    work = tmp_path / "work"
+    code, captured = run_cli(quality.main, quality.FLAGS, [
+        "quality", "--train_steps=2", "--batch_size=4", "--samples=4", "--ema_momentum=0.9",
+        "--precision=float32", f"--work_dir={work}"], capsys)
+    assert code == 0, captured.err[-2000:]
+    assert "budget 30 min of training or 2 steps, whichever comes first" in captured.out
+    lines = dict(line.split()[1:] for line in captured.out.splitlines() if line.startswith("QUALITY "))
+    assert {"coverage_iou", "mmd_iou", "one_nna_iou", "empty_fraction"} <= set(lines)
+    history = json.loads((work / "quality.json").read_text())["history"]
+    assert [entry["steps"] for entry in history] == [2]
+    assert set(history[0]) == {"minutes", "steps", "split", "split_raw_G"}  # the averaged G and the raw one
+    from keras_vaegan.model_file import load_trained_model
+
+    assert load_trained_model(str(work / "model.keras")).resolution == 32
+    assert (work / "quality_nearest.png").is_file()
