@@ -6,7 +6,7 @@ Both frameworks run their convolutions, BatchNorm and layout conversions ("reord
 (config, precision, framework) runs as a bench.train_step worker (the same model, data, warm-up and step as
 the RATIO lines) with ONEDNN_VERBOSE=profile_exec, which makes oneDNN print every primitive it executes
 with its time. After the warm-up, --steps open-gate steps are run and the lines they printed are summed by
-primitive kind and propagation (e.g. convolution backward_weights, reorder). What oneDNN did not run
+primitive kind, propagation and implementation (e.g. convolution backward_weights jit:avx512_core). What oneDNN did not run
 (TensorFlow's or PyTorch's own kernels: element-wise ops, losses, the optimizer, the framework itself) is
 the step's wall time less that sum: "outside oneDNN". TensorFlow's worker runs one op at a time
 (TF_NUM_INTEROP_THREADS=1), as PyTorch does: with its default two, primitives that run side by side each
@@ -36,19 +36,20 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing, primitive
 
 
 def primitive_times(lines):
-    """{(primitive kind, propagation): [milliseconds, count]} summed over oneDNN's `exec` lines."""
+    """{(primitive kind, propagation, implementation): [milliseconds, count]} summed over oneDNN's `exec`
+    lines."""
     totals = collections.defaultdict(lambda: [0.0, 0])
     for line in lines:
         fields = line.strip().split(",")
         if len(fields) < 8 or fields[0] != "onednn_verbose" or "exec" not in fields[1:4]:
             continue
         start = fields.index("exec") + 1  # after "exec": engine, primitive kind, implementation, propagation
-        kind, propagation = fields[start + 1], fields[start + 3]
+        kind, implementation, propagation = fields[start + 1 : start + 4]
         try:
             milliseconds = float(fields[-1])
         except ValueError:
             continue
-        entry = totals[(kind, propagation)]
+        entry = totals[(kind, propagation, implementation)]
         entry[0] += milliseconds
         entry[1] += 1
     return dict(totals)
@@ -93,20 +94,21 @@ def report(config_name, precision, results):
     kinds = sorted({kind for times, _ in results.values() for kind in times},
                    key=lambda kind: -max(results[f][0].get(kind, [0.0])[0] for f in frameworks))
     print(f"\n{config_name} {precision}: milliseconds per step (primitives per step)")
-    print(f"{'oneDNN primitive':<42}" + "".join(f"{name:>22}" for name in frameworks))
+    print(f"{'oneDNN primitive':<60}" + "".join(f"{name:>22}" for name in frameworks))
     steps = FLAGS.steps
     for kind in kinds:
         cells = [results[f][0].get(kind, [0.0, 0]) for f in frameworks]
-        print(f"{' '.join(kind):<42}" + "".join(f"{ms / steps:14.1f} ({count / steps:5.0f})" for ms, count in cells))
+        print(f"{' '.join(kind):<60}" + "".join(f"{ms / steps:14.1f} ({count / steps:5.0f})" for ms, count in cells))
     lines = []
     for label, value in (("all oneDNN", lambda f: sum(ms for ms, _ in results[f][0].values()) / steps),
                          ("step (wall)", lambda f: 1000 * results[f][1])):
-        print(f"{label:<42}" + "".join(f"{value(f):22.1f}" for f in frameworks))
+        print(f"{label:<60}" + "".join(f"{value(f):22.1f}" for f in frameworks))
     outside = {f: 1000 * results[f][1] - sum(ms for ms, _ in results[f][0].values()) / steps for f in frameworks}
-    print(f"{'outside oneDNN (step less all oneDNN)':<42}" + "".join(f"{outside[f]:22.1f}" for f in frameworks))
+    print(f"{'outside oneDNN (step less all oneDNN)':<60}" + "".join(f"{outside[f]:22.1f}" for f in frameworks))
     for framework in frameworks:
         for kind, (ms, _) in results[framework][0].items():
-            lines.append(f"PROFILE {config_name}_{precision}_{framework}_{'_'.join(kind)} {ms / steps:.2f}")
+            name = "_".join(part.replace(":", "_") for part in kind)
+            lines.append(f"PROFILE {config_name}_{precision}_{framework}_{name} {ms / steps:.2f}")
         lines.append(f"PROFILE {config_name}_{precision}_{framework}_step {1000 * results[framework][1]:.2f}")
         lines.append(f"PROFILE {config_name}_{precision}_{framework}_outside_onednn {outside[framework]:.2f}")
     print("\n".join(lines), flush=True)

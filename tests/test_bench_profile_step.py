@@ -25,9 +25,9 @@ LINES = [  # as oneDNN 3.7 (TensorFlow) and 3.12 (PyTorch) print them, with othe
 
 def test_exec_lines_are_summed_by_primitive_and_propagation():
     assert profile_step.primitive_times(LINES) == {
-        ("reorder", "undef"): [0.175781, 1],
-        ("convolution", "forward_training"): [4.0, 2],
-        ("convolution", "backward_weights"): [4.25, 1],
+        ("reorder", "undef", "jit:uni"): [0.175781, 1],
+        ("convolution", "forward_training", "brg_conv_fwd:avx512_core"): [4.0, 2],
+        ("convolution", "backward_weights", "jit:avx512_core"): [4.25, 1],
     }
 
 
