@@ -98,6 +98,21 @@ def _load_shapes(folder, flag, resolution):
     return shapes
 
 
+def _load_renders(folder, flag, model, config):
+    """The (picture, shape) records of `folder` for `model` (a seeded subset of --max_records), as
+    records.load_renders; a bad file ends the run naming `flag`."""
+    from keras_vaegan import data
+    from keras_vaegan.evaluation.records import load_renders
+
+    say(f"reading {folder}")
+    try:
+        renders = load_renders(folder, model.resolution, model.image_size, config.max_records, config.seed)
+    except data.DataError as error:
+        raise EvaluationError(f"{flag}: {error}")
+    _note_resampling(folder, renders.stored_resolution, model.resolution)
+    return renders
+
+
 def _note_resampling(folder, stored_resolution, resolution):
     """Says so when the records of `folder` were resampled to the model's resolution."""
     if stored_resolution != resolution:
@@ -267,18 +282,11 @@ def renders_task(config):
     """Reconstruction of (picture, shape) records; returns its Result."""
     import numpy as np
 
-    from keras_vaegan import data
     from keras_vaegan.evaluation import ikea
-    from keras_vaegan.evaluation.records import load_renders
 
     ensemble = _load_ensemble(config)
     model = ensemble.models[0]
-    say(f"reading {config.data}")
-    try:
-        renders = load_renders(config.data, model.resolution, model.image_size, config.max_records, config.seed)
-    except data.DataError as error:
-        raise EvaluationError(f"--data: {error}")
-    _note_resampling(config.data, renders.stored_resolution, model.resolution)
+    renders = _load_renders(config.data, "--data", model, config)
     say(f"scoring {len(renders.grids)} of {renders.total} records")
     predictions = _reconstruct(ensemble, renders.images, config)
     total = renders.grids.sum(axis=0, dtype=np.float64)
@@ -368,20 +376,12 @@ def summary_task(config):
     import numpy as np
     import tensorflow as tf
 
-    from keras_vaegan import data
     from keras_vaegan.evaluation import generation
-    from keras_vaegan.evaluation.records import load_renders
     from keras_vaegan.evaluation.shape_distance import iou_distances, occupancy
 
     model = _load_model(config, need_encoder=True)
-    sets = {}
-    for name, folder, flag in (("training", config.train_data, "--train_data"), ("held-out", config.data, "--data")):
-        say(f"reading {folder}")
-        try:
-            sets[name] = load_renders(folder, model.resolution, model.image_size, config.max_records, config.seed)
-        except data.DataError as error:
-            raise EvaluationError(f"{flag}: {error}")
-        _note_resampling(folder, sets[name].stored_resolution, model.resolution)
+    sets = {"training": _load_renders(config.train_data, "--train_data", model, config),
+            "held-out": _load_renders(config.data, "--data", model, config)}
     train = sets["training"]
     reconstruction = {}
     for name, renders in sets.items():
@@ -476,20 +476,14 @@ def classes_task(config):
     """A linear probe of the encoder's code, fitted on --train_data's pictures and scored on them
     (cross-validated), on --data's and on the photos of --photos, beside the same probe on an untrained
     encoder; returns its Result."""
-    from keras_vaegan import data
     from keras_vaegan.evaluation import class_probe, figures
-    from keras_vaegan.evaluation.records import load_renders
     from vaegan_utils.images import resize_with_pad
 
     model = _load_model(config, need_encoder=True)
     bench = _read_benchmark(config.photos, "--photos") if config.photos else None
     sets = {}
     for name, folder, flag in (("training", config.train_data, "--train_data"), ("held-out", config.data, "--data")):
-        say(f"reading {folder}")
-        try:
-            renders = load_renders(folder, model.resolution, model.image_size, config.max_records, config.seed)
-        except data.DataError as error:
-            raise EvaluationError(f"{flag}: {error}")
+        renders = _load_renders(folder, flag, model, config)
         sets[name] = (renders.images, list(renders.class_names))
     if bench:
         sets["photos"] = ([resize_with_pad(photo.pixels, model.image_size) for photo in bench.photos],
