@@ -8,20 +8,13 @@ fronts towards -z (the birdhouse's entrance hole), so `up_axis="y"` turns them
 by the rotation (x, y, z) -> (-x, z, y).
 """
 
-import contextlib
-import ctypes
-import gc
-import glob
-import json
 import os
-import sys
-import tempfile
-import threading
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from data_tools import offscreen
 from vaegan_utils import render
 
 UP_AXES = ("y", "z")
@@ -98,118 +91,6 @@ SUPERSAMPLE = 2
 _AMBIENT = 0.35
 
 
-class _OffscreenRenderer:
-    """One open3d OffscreenRenderer per process, reused across calls and rebuilt for a new size.
-
-    Measured on this machine (2 cores shared with other jobs, Mesa llvmpipe
-    through Filament's Vulkan backend, headless): creating it takes 0.3-0.6 s
-    and its first frame 0.3-0.6 s. A view (then a color and a depth frame) of
-    the real meshes took 0.1-0.3 s of CPU time, but 0.35-3 s for ModelNet
-    chair_0001 (thin tubes of sliver triangles; 12 s of wall time with the
-    machine loaded); a depth frame costs as much as a color frame, so views
-    now take one frame. What is needed to make it work and fast here: the unlit shader with our own shading baked into vertex colors
-    (`defaultLit` frames took 5-15 s, and a second lit frame ran for over 5
-    minutes), the skybox off (2-20 s per frame with it), and post-processing,
-    shadows and ambient occlusion off (which also makes frames repeatable).
-    Filament aborts the process at exit when two renderers are alive, so the
-    old one is dropped before a new size is made; a lock keeps threads from
-    sharing it. With TensorFlow imported first, the first frame crashed the
-    process (segmentation fault): see _isolate_mesa_llvm.
-    Not solved: frame times vary widely between runs (one run of
-    tests/test_meshes.py took 144 s of which 62 s CPU, the next 17 s), and in
-    one full-suite run a frame of the ShapeNet birdhouse at 128^2 kept
-    llvmpipe's thread at 100% CPU for over 24 minutes (stopped by hand).
-    """
-
-    _lock = threading.Lock()
-    _size = None
-    _renderer = None
-
-    @classmethod
-    def render(cls, mesh, size, eye, up):
-        """RGB uint8 (size, size, 3) of an open3d mesh over black (pure black only off the mesh).
-
-        The mask comes from the color frame, not from a depth frame, which cost as much again.
-        """
-        from open3d.visualization import rendering
-
-        with cls._lock:
-            renderer = cls._get(size)
-            material = rendering.MaterialRecord()
-            material.shader = "defaultUnlit"
-            renderer.scene.add_geometry("mesh", mesh, material)
-            try:
-                renderer.setup_camera(FIELD_OF_VIEW, [0.0, 0.0, 0.0], list(eye), list(up))
-                return np.asarray(renderer.render_to_image())
-            finally:
-                renderer.scene.clear_geometry()
-
-    @classmethod
-    def _get(cls, size):
-        if cls._size == size:
-            return cls._renderer
-        from open3d.visualization import rendering
-
-        if cls._renderer is not None:
-            cls._renderer, cls._size = None, None
-            gc.collect()
-        _isolate_mesa_llvm()
-        with _silenced_output() as captured:
-            try:
-                renderer = rendering.OffscreenRenderer(size, size)
-            except Exception as error:
-                raise RuntimeError(f"open3d's offscreen renderer could not start: {error}; "
-                                   f"its output: {captured.read()[-500:]}") from error
-        view = renderer.scene.view
-        view.set_post_processing(False)
-        view.set_antialiasing(False)
-        view.set_shadowing(False, rendering.View.ShadowType.PCF)
-        view.set_ambient_occlusion(False)
-        renderer.scene.show_skybox(False)
-        renderer.scene.set_background([0.0, 0.0, 0.0, 1.0])
-        cls._renderer, cls._size = renderer, size
-        return renderer
-
-
-def _isolate_mesa_llvm():
-    """Loads Mesa's software Vulkan driver (lavapipe) so it binds to its own LLVM first.
-
-    TensorFlow loads its own copy of LLVM with global symbols; lavapipe,
-    loaded later by Filament, then compiled its shaders through TensorFlow's
-    LLVM functions and crashed at the first frame. Loading the driver first
-    with RTLD_DEEPBIND (the Vulkan loader then reuses the loaded library)
-    made frames work with TensorFlow imported before open3d, as measured
-    here. Drivers found through the Vulkan ICD manifests; none found: nothing
-    to do.
-    """
-    for manifest in sorted(glob.glob("/usr/share/vulkan/icd.d/lvp_icd*.json")):
-        try:
-            with open(manifest) as f:
-                library = json.load(f)["ICD"]["library_path"]
-            ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_LOCAL | os.RTLD_DEEPBIND)
-        except (OSError, ValueError, KeyError):
-            continue  # a manifest for another architecture, or an unreadable one
-
-
-@contextlib.contextmanager
-def _silenced_output():
-    """Sends what C++ code writes to stdout and stderr into a temporary file (yielded, for errors)."""
-    with tempfile.TemporaryFile("w+") as captured:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            os.dup2(captured.fileno(), 1)
-            os.dup2(captured.fileno(), 2)
-            yield captured
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            captured.seek(0)
-
-
 def _camera(azimuth, elevation, distance):
     """Unit vectors towards the camera and to screen right, and the eye position.
 
@@ -221,14 +102,12 @@ def _camera(azimuth, elevation, distance):
     return toward, right, distance * toward
 
 
-def _shaded_mesh(corners, color, toward, right):
-    """An open3d mesh of separate triangles (F, 3, 3) with flat Lambert shading baked into vertex colors.
+def _shaded_colors(corners, color, toward, right):
+    """Vertex colors (3F, 3) in [0, 1] of separate triangles (F, 3, 3): flat Lambert shading, baked in.
 
     Two-sided: each face is lit on the side the camera sees. The light comes
     from above and behind the viewer's left shoulder.
     """
-    import open3d as o3d
-
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     normals *= np.where(normals @ toward < 0, -1.0, 1.0)[:, None]
@@ -236,11 +115,7 @@ def _shaded_mesh(corners, color, toward, right):
     light /= np.linalg.norm(light)
     shade = _AMBIENT + (1 - _AMBIENT) * np.clip(normals @ light, 0.0, 1.0)
     # At least 2/255 in every channel: pure black marks the background (unlit output is linear, 0.5 -> 128).
-    colors = np.repeat(np.maximum(shade[:, None] * (np.asarray(color) / 255.0), 2 / 255), 3, axis=0)
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(corners.reshape(-1, 3)),
-                                     o3d.utility.Vector3iVector(np.arange(corners.size // 3, dtype=np.int32).reshape(-1, 3)))
-    mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
-    return mesh
+    return np.repeat(np.maximum(shade[:, None] * (np.asarray(color) / 255.0), 2 / 255), 3, axis=0)
 
 
 def _background(path, rng, size):
@@ -263,9 +138,9 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
     material color (one of MESH_COLORS unless `color` is given) and the
     background crops depend only on `seed`: the same arguments give the same
     bytes. The camera (perspective, FIELD_OF_VIEW) is framed on the mesh's
-    bounding sphere. Rendered with open3d's headless OffscreenRenderer (see
-    _OffscreenRenderer) at SUPERSAMPLE times the size, flat-shaded, then
-    box-filtered and composited over a random square crop of a random image
+    bounding sphere. Rendered with open3d's headless OffscreenRenderer, in a
+    child process with a time limit (data_tools.offscreen), at SUPERSAMPLE
+    times the size, flat-shaded, then box-filtered and composited over a random square crop of a random image
     from `backgrounds` (paths, read with readers.read_image), or over
     PLAIN_BACKGROUND when None.
     """
@@ -283,7 +158,8 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
         azimuth, elevation = rng.uniform(0, 360), rng.uniform(*ELEVATION_RANGE)
         paint = color if color is not None else MESH_COLORS[rng.integers(len(MESH_COLORS))]
         toward, right, eye = _camera(azimuth, elevation, distance)
-        pixels = _OffscreenRenderer.render(_shaded_mesh(corners, paint, toward, right), size, eye, (0, 0, 1))
+        pixels = offscreen.frame(corners.reshape(-1, 3), _shaded_colors(corners, paint, toward, right), size, eye,
+                                 (0, 0, 1), FIELD_OF_VIEW)
         mask = pixels.max(axis=-1) > 0
         premultiplied = (pixels * mask[..., None]).reshape(blocks + (3,)).mean(axis=(1, 3))
         coverage = mask.reshape(blocks).mean(axis=(1, 3))[..., None]

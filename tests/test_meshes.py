@@ -7,8 +7,7 @@ import pytest
 
 from PIL import Image
 
-from data_tools.meshes import (PLAIN_BACKGROUND, _OffscreenRenderer, normalize_mesh, render_views, surface_voxels,
-                               to_z_up, voxelize_mesh)
+from data_tools.meshes import PLAIN_BACKGROUND, normalize_mesh, render_views, surface_voxels, to_z_up, voxelize_mesh
 from vaegan_utils.readers import read_mesh
 
 MESHES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "meshes")
@@ -127,17 +126,6 @@ def test_same_seed_same_bytes_other_seed_other_views():
     assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
     assert not any(np.array_equal(a, b) for a, b in zip(first, other))
     assert not np.array_equal(first[0], first[1])  # views differ from each other
-
-
-def test_the_renderer_is_made_once_and_remade_only_for_a_new_size():
-    vertices, faces = chair()
-    render_views(vertices, faces, views=1, image_size=32, seed=0)
-    made = id(_OffscreenRenderer._renderer)  # no reference: Filament aborts if an old renderer outlives a new one
-    render_views(vertices, faces, views=1, image_size=32, seed=1)
-    assert id(_OffscreenRenderer._renderer) == made
-    small = render_views(vertices, faces, views=1, image_size=24, seed=0)[0]
-    assert small.shape == (24, 24, 3) and _OffscreenRenderer._size == 24 * 2
-    assert render_views(vertices, faces, views=1, image_size=24, seed=0)[0].tobytes() == small.tobytes()
 
 
 def test_the_object_is_visible_over_a_background_image(tmp_path):
