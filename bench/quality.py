@@ -1,8 +1,8 @@
 """Generation quality of 3D-GAN on real ModelNet shapes over a fixed training budget.
 
     PYTHONPATH=. python -m bench.quality                                   # configs/gan_32.flags, 30 minutes
-    PYTHONPATH=. python -m bench.quality --flagfile=configs/gan_32_paper.flags --budget_minutes=10 \\
-        --eval_every_minutes=2 --work_dir=/tmp/quality --seed=1
+    PYTHONPATH=. python -m bench.quality --flagfile=configs/gan_64_paper.flags --resolution=32 \\
+        --budget_minutes=10 --eval_every_minutes=2 --work_dir=/tmp/quality --seed=1   # the paper's settings
 
 Reads the shapes of one class (`--class_name`) from `--input`: a labelled
 `.npz` (`voxels`/`labels`/`class_names`, default the ModelNet10 training split
@@ -24,7 +24,7 @@ that it keeps the mean occupied share (the floor: a collapsed generator).
 
 Ends with `QUALITY <metric> <value>` lines for the final evaluation against
 the held-out split and `QUALITY heldout_<metric> <value>` against --heldout.
-With --work_dir it keeps `model.keras`, `quality.json` (every evaluation) and
+With --work_dir it keeps `model.keras`, `quality.json` (every evaluation, and the two baselines) and
 `quality_nearest.png` (samples beside their nearest training shapes).
 """
 
@@ -177,11 +177,13 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
     rng = np.random.default_rng(train_config.seed)
     ceiling = train_shapes[np.sort(rng.choice(len(train_shapes), FLAGS.samples, replace=False))]
     floor = np.repeat(floor_shape(train_shapes)[None], FLAGS.samples, axis=0)
-    rows, history = [header()], []
+    rows, history, references = [header()], [], {}
     for name, reference in sets.items():
-        for label, samples in ((f"ceiling: train subset ({name})", ceiling), (f"floor: mean shape ({name})", floor)):
+        for kind, label, samples in (("ceiling", f"ceiling: train subset ({name})", ceiling),
+                                     ("floor", f"floor: mean shape ({name})", floor)):
             start = time.monotonic()
-            rows.append(row(label, 0, score(samples, reference), time.monotonic() - start))
+            references.setdefault(name, {})[kind] = score(samples, reference)
+            rows.append(row(label, 0, references[name][kind], time.monotonic() - start))
     print("\n".join(rows), flush=True)
 
     training.seed_process(train_config)
@@ -223,7 +225,8 @@ def run(shapes, extra, model_config, train_config, work_dir, keep):
         model.save(os.path.join(work_dir, "model.keras"))
         generation.write_nearest_figure(samples, train_shapes, os.path.join(work_dir, "quality_nearest.png"), count=8)
         with open(os.path.join(work_dir, "quality.json"), "w") as handle:
-            json.dump({"settings": describe(model_config, train_config), "history": history}, handle)
+            json.dump({"settings": describe(model_config, train_config), "history": history,
+                       "references": references}, handle)
         print(f"wrote model.keras, quality.json and quality_nearest.png in {work_dir}")
     print("\nAll rows (minutes and steps of training; eval s: generating and scoring, not counted as training):")
     print("\n".join(rows))

@@ -4,7 +4,9 @@
         paper=/tmp/paper/quality.json recipe=/tmp/recipe/quality.json
 
 Each run is `label=path` of the `quality.json` that `bench.quality --work_dir` writes;
-the curves are its evaluations against the held-out split.
+the curves are its evaluations against the held-out split. The first run's
+baselines are drawn as grey lines: real training shapes scored as samples (the
+ceiling) and the mean shape repeated (the floor).
 """
 
 import json
@@ -23,19 +25,30 @@ COLORS = ((200, 60, 40), (40, 110, 200), (40, 150, 70), (150, 80, 170), (220, 14
 PANELS = (("coverage_iou", "coverage (IoU), higher is better", True), ("mmd_iou", "MMD (1 - IoU), lower is better", False))
 
 
+REFERENCES = (("ceiling", "real training shapes"), ("floor", "mean shape repeated"))
+
+
 def read_run(spec):
-    """(label, minutes, {metric: values}) of one `label=path` argument."""
+    """(label, minutes, {metric: values}, {baseline: {metric: value}}) of one `label=path` argument.
+
+    The baselines are empty for a quality.json written before they were kept.
+    """
     label, _, path = spec.partition("=")
     if not path:
         fail(f"{spec!r}: give each run as label=path/to/quality.json")
     try:
         with open(path) as handle:
-            history = json.load(handle)["history"]
+            run = json.load(handle)
+        history = run["history"]
         minutes = [entry["minutes"] for entry in history]
         values = {name: [entry["split"][name] for entry in history] for name, _, _ in PANELS}
+        baselines = {kind: {name: run["references"]["split"][kind][name] for name, _, _ in PANELS}
+                     for kind, _ in REFERENCES} if "references" in run else {}
     except (OSError, ValueError, KeyError, TypeError) as error:
         fail(f"{path}: not a bench.quality quality.json ({error})")
-    return label, minutes, values
+    if not minutes:
+        fail(f"{path}: no evaluation in its history")
+    return label, minutes, values, baselines
 
 
 def draw_panel(runs, metric, title, high_is_good, font):
@@ -45,13 +58,26 @@ def draw_panel(runs, metric, title, high_is_good, font):
     box = (left, top, PANEL[0] - right, PANEL[1] - bottom)
     draw.text((left, 8), title, fill="black", font=font)
     draw.rectangle(box, outline=(120, 120, 120))
-    every = np.concatenate([values[metric] for _, _, values in runs])
+    baselines = runs[0][3]
+    every = np.concatenate([values[metric] for _, _, values, _ in runs]
+                           + [[baselines[kind][metric]] for kind in baselines])
     low, high = float(every.min()), float(every.max())
-    last = max(max(minutes) for _, minutes, _ in runs)
-    for index, (label, minutes, values) in enumerate(runs):
+    last = max(max(minutes) for _, minutes, _, _ in runs)
+
+    def height(value):
+        return box[3] - (np.asarray(value) - low) / max(high - low, 1e-9) * (box[3] - box[1])
+
+    for kind, name in REFERENCES:
+        if kind in baselines:
+            y = float(height(baselines[kind][metric]))
+            for x in range(box[0], box[2], 8):
+                draw.line((x, y, min(x + 4, box[2]), y), fill=(150, 150, 150))
+            draw.text((box[0] + 4, y + (2 if y < box[1] + 14 else -12)), f"{name} {baselines[kind][metric]:.3g}",
+                      fill=(110, 110, 110), font=font)
+    for index, (label, minutes, values, _) in enumerate(runs):
         color = COLORS[index % len(COLORS)]
         x = box[0] + np.asarray(minutes) / max(last, 1e-9) * (box[2] - box[0])
-        y = box[3] - (np.asarray(values[metric]) - low) / max(high - low, 1e-9) * (box[3] - box[1])
+        y = height(values[metric])
         points = list(zip(x, y))
         if len(points) > 1:
             draw.line(points, fill=color, width=2)

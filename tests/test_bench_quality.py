@@ -115,3 +115,48 @@ def test_a_short_run_keeps_the_averaged_model_and_prints_quality_lines(tmp_path,
 
     assert load_trained_model(str(work / "model.keras")).resolution == 32
     assert (work / "quality_nearest.png").is_file()
+
+
+# ---------------------------------------------------------------- bench.quality_figure
+
+
+def _quality_json(path, coverages, references=True):
+    history = [{"minutes": 5.0 * (i + 1), "steps": 100 * (i + 1),
+                "split": {"coverage_iou": value, "mmd_iou": 0.9 - value / 2}} for i, value in enumerate(coverages)]
+    run = {"settings": "made up", "history": history}
+    if references:
+        run["references"] = {"split": {"ceiling": {"coverage_iou": 0.6, "mmd_iou": 0.7},
+                                       "floor": {"coverage_iou": 0.01, "mmd_iou": 0.87}}}
+    path.write_text(json.dumps(run))
+    return str(path)
+
+
+def test_the_figure_draws_each_run_and_the_first_runs_baselines(tmp_path):
+    from PIL import Image
+
+    from bench import quality_figure
+
+    recipe = _quality_json(tmp_path / "recipe.json", [0.2, 0.3, 0.35])
+    paper = _quality_json(tmp_path / "paper.json", [0.01, 0.02], references=False)  # written before baselines
+    out = tmp_path / "curves.png"
+    assert quality_figure.main(["quality_figure", "--out", str(out), f"recipe={recipe}", f"paper={paper}"]) == 0
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    assert pixels.shape == (quality_figure.PANEL[1], 2 * quality_figure.PANEL[0], 3)
+    for color in quality_figure.COLORS[:2]:
+        assert (pixels == color).all(axis=-1).sum() > 20  # both runs' curves
+    assert (pixels == (150, 150, 150)).all(axis=-1).sum() > 100  # the dashed baselines
+
+
+@pytest.mark.parametrize("content, fragment", [("{", "not a bench.quality quality.json"),
+                                               ('{"history": []}', "no evaluation")])
+def test_the_figure_names_a_bad_quality_json(tmp_path, capsys, content, fragment):
+    from bench import quality_figure
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    argv = ["quality_figure", "--out", str(tmp_path / "x.png"), f"run={bad}"]
+    with pytest.raises(SystemExit) as raised:
+        quality_figure.main(argv)
+    line = assert_refused(raised.value.code, capsys.readouterr(), argv)
+    assert str(bad) in line and fragment in line
+    assert not (tmp_path / "x.png").exists()
