@@ -49,7 +49,7 @@ class _Child:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._process = None
+        self._process, self._owner = None, None  # the child, and the pid of the process that started it
         atexit.register(self.stop)
 
     @property
@@ -69,7 +69,7 @@ class _Child:
                                f"({'; then '.join(failures)})")
 
     def stop(self):
-        if self._process is not None:
+        if self._process is not None and self._owner == os.getpid():  # a forked copy leaves its parent's child be
             self._process.kill()
             self._process.wait()
             for pipe in (self._process.stdin, self._process.stdout):
@@ -77,7 +77,7 @@ class _Child:
             self._process = None
 
     def _ask(self, request):
-        if self._process is None:
+        if self._process is None or self._owner != os.getpid():
             self._start()
         try:
             _write_message(self._process.stdin, request)
@@ -99,6 +99,7 @@ class _Child:
         self._process = subprocess.Popen(
             [sys.executable, "-c", "from data_tools.offscreen import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment)
+        self._owner = os.getpid()
 
 
 _CHILD = _Child()

@@ -59,3 +59,20 @@ def test_a_frame_the_renderer_refuses_is_an_error_and_the_child_stays():
     with pytest.raises(RuntimeError, match="offscreen renderer failed"):
         offscreen.frame(SQUARE[:, :2], COLORS, 32, (0.0, -3.0, 0.0), (0.0, 0.0, 1.0), 30.0)
     assert offscreen._CHILD.pid == child
+
+
+def test_a_forked_process_starts_its_own_child_and_leaves_its_parents_be():
+    expected = square()
+    parent_child = offscreen._CHILD.pid
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked copy: a frame from its own child, then its exit stops that child only
+        try:
+            same = square().tobytes() == expected.tobytes()
+            os.write(writer, b"1" if same and offscreen._CHILD.pid != parent_child else b"0")
+            offscreen._CHILD.stop()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(reader, 1) == b"1"
+    assert offscreen._CHILD.pid == parent_child and square().tobytes() == expected.tobytes()
