@@ -38,7 +38,7 @@ def test_a_hung_child_is_replaced_and_the_frame_asked_again(monkeypatch):
     expected = square()
     hung = offscreen._CHILD.pid
     os.kill(hung, signal.SIGSTOP)  # a frame that never ends, as llvmpipe's spinning thread did
-    monkeypatch.setattr(offscreen, "FRAME_SECONDS", 15.0)
+    monkeypatch.setattr(offscreen, "FRAME_SECONDS", 10.0)
     assert square().tobytes() == expected.tobytes()
     assert offscreen._CHILD.pid not in (None, hung)
     with pytest.raises(ProcessLookupError):
