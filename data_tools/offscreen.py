@@ -112,11 +112,13 @@ def _write_message(stream, value):
 
 
 def _read_message(stream):
-    """The next value, or None at the end of the stream."""
+    """The next value, or None when the stream ends before a whole message."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
-    return pickle.loads(stream.read(_HEADER.unpack(header)[0]))
+    length = _HEADER.unpack(header)[0]
+    payload = stream.read(length)
+    return pickle.loads(payload) if len(payload) == length else None
 
 
 def serve():
