@@ -4,9 +4,10 @@
         paper=/tmp/paper/quality.json recipe=/tmp/recipe/quality.json
 
 Each run is `label=path` of the `quality.json` that `bench.quality --work_dir` writes;
-the curves are its evaluations against the held-out split. The first run's
-baselines are drawn as grey lines: real training shapes scored as samples (the
-ceiling) and the mean shape repeated (the floor).
+the curves are its evaluations against the held-out split, named in a legend
+under the panels. The first run's baselines are drawn as grey lines: real
+training shapes scored as samples (the ceiling) and the mean shape repeated
+(the floor).
 """
 
 import json
@@ -21,8 +22,8 @@ from vaegan_utils.render import save_png
 PANEL = (420, 260)
 MARGIN = (52, 30, 16, 34)  # left, top, right, bottom
 COLORS = ((200, 60, 40), (40, 110, 200), (40, 150, 70), (150, 80, 170), (220, 140, 20))
-# (metric, title, whether high is good): the legend goes to the side the curves head away from.
-PANELS = (("coverage_iou", "coverage (IoU), higher is better", True), ("mmd_iou", "MMD (1 - IoU), lower is better", False))
+PANELS = (("coverage_iou", "coverage (IoU), higher is better"), ("mmd_iou", "MMD (1 - IoU), lower is better"))
+LEGEND_ROW = 16  # pixels per row of the legend
 
 
 REFERENCES = (("ceiling", "real training shapes"), ("floor", "mean shape repeated"))
@@ -41,8 +42,8 @@ def read_run(spec):
             run = json.load(handle)
         history = run["history"]
         minutes = [entry["minutes"] for entry in history]
-        values = {name: [entry["split"][name] for entry in history] for name, _, _ in PANELS}
-        baselines = {kind: {name: run["references"]["split"][kind][name] for name, _, _ in PANELS}
+        values = {name: [entry["split"][name] for entry in history] for name, _ in PANELS}
+        baselines = {kind: {name: run["references"]["split"][kind][name] for name, _ in PANELS}
                      for kind, _ in REFERENCES} if "references" in run else {}
     except (OSError, ValueError, KeyError, TypeError) as error:
         fail(f"{path}: not a bench.quality quality.json ({error})")
@@ -51,7 +52,7 @@ def read_run(spec):
     return label, minutes, values, baselines
 
 
-def draw_panel(runs, metric, title, high_is_good, font):
+def draw_panel(runs, metric, title, font):
     image = Image.new("RGB", PANEL, "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN
@@ -83,9 +84,6 @@ def draw_panel(runs, metric, title, high_is_good, font):
             draw.line(points, fill=color, width=2)
         for px, py in points:
             draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=color)
-        legend_top = box[3] - 4 - 12 * len(runs) if high_is_good else box[1] + 4
-        draw.text((box[2] - 6 - draw.textlength(label, font=font), legend_top + 12 * index), label, fill=color,
-                  font=font)
     draw.text((4, box[1]), f"{high:.3g}", fill="black", font=font)
     draw.text((4, box[3] - 10), f"{low:.3g}", fill="black", font=font)
     draw.text((box[0], box[3] + 6), "0 min", fill="black", font=font)
@@ -94,15 +92,43 @@ def draw_panel(runs, metric, title, high_is_good, font):
     return image
 
 
+def draw_legend(labels, width, font):
+    """The runs' labels in their colors, left to right, wrapping onto new rows, under the panels."""
+    rows, x = [[]], MARGIN[0]
+    for index, label in enumerate(labels):
+        item = 24 + draw_width(label, font) + 18  # a swatch, the label, a gap
+        if rows[-1] and x + item > width:
+            rows.append([])
+            x = MARGIN[0]
+        rows[-1].append((x, index, label))
+        x += item
+    image = Image.new("RGB", (width, LEGEND_ROW * len(rows) + 6), "white")
+    draw = ImageDraw.Draw(image)
+    for row_index, row in enumerate(rows):
+        y = row_index * LEGEND_ROW + 2
+        for x, index, label in row:
+            color = COLORS[index % len(COLORS)]
+            draw.line((x, y + 6, x + 18, y + 6), fill=color, width=2)
+            draw.text((x + 24, y), label, fill=color, font=font)
+    return image
+
+
+def draw_width(text, font):
+    return ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)
+
+
 def main(argv):
     args = argv[1:]
     if len(args) < 3 or args[0] != "--out":
         fail("usage: python -m bench.quality_figure --out FILE.png label=quality.json [label=quality.json ...]")
     runs = [read_run(spec) for spec in args[2:]]
     font = ImageFont.load_default()
-    picture = Image.new("RGB", (PANEL[0] * len(PANELS), PANEL[1]), "white")
-    for index, (metric, title, high_is_good) in enumerate(PANELS):
-        picture.paste(draw_panel(runs, metric, title, high_is_good, font), (index * PANEL[0], 0))
+    width = PANEL[0] * len(PANELS)
+    legend = draw_legend([label for label, _, _, _ in runs], width, font)
+    picture = Image.new("RGB", (width, PANEL[1] + legend.height), "white")
+    for index, (metric, title) in enumerate(PANELS):
+        picture.paste(draw_panel(runs, metric, title, font), (index * PANEL[0], 0))
+    picture.paste(legend, (0, PANEL[1]))
     save_png(np.asarray(picture), args[1])
     print(f"wrote {args[1]}")
     return 0

@@ -141,9 +141,11 @@ def test_the_figure_draws_each_run_and_the_first_runs_baselines(tmp_path):
     out = tmp_path / "curves.png"
     assert quality_figure.main(["quality_figure", "--out", str(out), f"recipe={recipe}", f"paper={paper}"]) == 0
     pixels = np.asarray(Image.open(out).convert("RGB"))
-    assert pixels.shape == (quality_figure.PANEL[1], 2 * quality_figure.PANEL[0], 3)
+    assert pixels.shape[1:] == (2 * quality_figure.PANEL[0], 3) and pixels.shape[0] > quality_figure.PANEL[1]
+    panels, legend = pixels[: quality_figure.PANEL[1]], pixels[quality_figure.PANEL[1]:]
     for color in quality_figure.COLORS[:2]:
-        assert (pixels == color).all(axis=-1).sum() > 20  # both runs' curves
+        assert (panels == color).all(axis=-1).sum() > 20  # both runs' curves
+        assert (legend == color).all(axis=-1).sum() > 20  # and their names under the panels
     assert (pixels == (150, 150, 150)).all(axis=-1).sum() > 100  # the dashed baselines
 
 
