@@ -140,9 +140,9 @@ def render_views(vertices, faces, *, views, image_size, seed, backgrounds=None, 
     bytes. The camera (perspective, FIELD_OF_VIEW) is framed on the mesh's
     bounding sphere. Rendered with open3d's headless OffscreenRenderer, in a
     child process with a time limit (data_tools.offscreen), at SUPERSAMPLE
-    times the size, flat-shaded, then box-filtered and composited over a random square crop of a random image
-    from `backgrounds` (paths, read with readers.read_image), or over
-    PLAIN_BACKGROUND when None.
+    times the size, flat-shaded, then box-filtered and composited over a
+    random square crop of a random image from `backgrounds` (paths, read with
+    readers.read_image), or over PLAIN_BACKGROUND when None.
     """
     if views < 1 or image_size < 8:
         raise ValueError(f"need views >= 1 and image_size >= 8, got {views} and {image_size}")

@@ -152,9 +152,9 @@ class _Renderer:
     aborts the process at exit when two renderers are alive, so the old one is
     dropped before a new size is made. With TensorFlow imported first, the
     first frame crashed the process (Mesa's lavapipe bound to TensorFlow's
-    LLVM), which the child, importing no TensorFlow, avoids. Frame times vary widely between runs
-    (one run of tests/test_meshes.py took 144 s of which 62 s CPU, the next
-    17 s).
+    LLVM), which the child, importing no TensorFlow, avoids. Frame times vary
+    widely between runs (one run of tests/test_meshes.py took 144 s of which
+    62 s CPU, the next 17 s).
     """
 
     def __init__(self):
@@ -190,7 +190,7 @@ class _Renderer:
             try:
                 renderer = rendering.OffscreenRenderer(size, size)
             except Exception as error:
-                raise RuntimeError(f"open3d's offscreen renderer could not start: {error}; "
+                raise RuntimeError(f"could not start: {error}; "
                                    f"its output: {captured.read()[-500:]}") from error
         view = renderer.scene.view
         view.set_post_processing(False)
