@@ -75,7 +75,7 @@ def draw_panel(runs, metric, title, font):
                 draw.line((x, y, min(x + 4, box[2]), y), fill=(150, 150, 150))
             draw.text((box[0] + 4, y + (2 if y < box[1] + 14 else -12)), f"{name} {baselines[kind][metric]:.3g}",
                       fill=(110, 110, 110), font=font)
-    for index, (label, minutes, values, _) in enumerate(runs):
+    for index, (_, minutes, values, _) in enumerate(runs):
         color = COLORS[index % len(COLORS)]
         x = box[0] + np.asarray(minutes) / max(last, 1e-9) * (box[2] - box[0])
         y = height(values[metric])
@@ -96,7 +96,7 @@ def draw_legend(labels, width, font):
     """The runs' labels in their colors, left to right, wrapping onto new rows, under the panels."""
     rows, x = [[]], MARGIN[0]
     for index, label in enumerate(labels):
-        item = 24 + draw_width(label, font) + 18  # a swatch, the label, a gap
+        item = 24 + font.getlength(label) + 18  # a swatch, the label, a gap
         if rows[-1] and x + item > width:
             rows.append([])
             x = MARGIN[0]
@@ -111,10 +111,6 @@ def draw_legend(labels, width, font):
             draw.line((x, y + 6, x + 18, y + 6), fill=color, width=2)
             draw.text((x + 24, y), label, fill=color, font=font)
     return image
-
-
-def draw_width(text, font):
-    return ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)
 
 
 def main(argv):
