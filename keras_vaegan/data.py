@@ -26,6 +26,8 @@ from vaegan_utils.errors import first_line
 SCHEMA_VERSION = 1
 RECORD_PATTERNS = ("*.tfrecord", "*.tfrecord-*", "*.tfrecords")
 FRAME_BYTES = 16  # a TFRecord's length (8), its CRC (4) and the data's CRC (4) around each record
+PARALLEL_CALLS = min(len(os.sched_getaffinity(0)), 16)  # records read and decoded at once
+PREFETCH_BATCHES = 2
 
 FEATURES = {
     "voxels": tf.io.FixedLenFeature([], tf.string),
@@ -322,9 +324,14 @@ def make_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     dataset = dataset.interleave(
-        _record_reader(exclude), cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+        _record_reader(exclude), cycle_length=min(len(files), 8), num_parallel_calls=PARALLEL_CALLS,
         deterministic=True,
     )
     dataset = _shuffled(dataset, shuffle_buffer, seed, repeat)
-    dataset = dataset.enumerate().map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.enumerate().map(parse, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(PREFETCH_BATCHES)
+    # No autotuning: deleting an iterator waits for tf.data's tuning thread, which sleeps up to
+    # a minute between rounds, so each `fit` that ended at a checkpoint stalled for up to 60 s.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

@@ -226,10 +226,13 @@ def test_replicas_draw_different_noise_that_matches_one_device(mirrored_results,
 # ---------------------------------------------------------------- make_strategy
 
 
-def test_one_device_strategy():
+def test_one_device_strategy_on_the_cpu_reads_the_dataset_itself():
     strategy = distribute.make_strategy("one_device")
-    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
     assert strategy.num_replicas_in_sync == 1
+    # No per-device iterator in between (TensorFlow waits up to a minute for its tuning thread when
+    # `fit` deletes one, at every checkpoint).
+    dataset = tf.data.Dataset.range(4)
+    assert strategy.experimental_distribute_dataset(dataset) is dataset
 
 
 def test_unknown_strategy_is_a_config_error():

@@ -160,6 +160,9 @@ def test_make_dataset_reads_the_records(dataset):
     assert images.shape == (4, 64, 64, 3) and voxels.shape == (4, 32, 32, 32, 1)
     assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
     assert float(tf.reduce_sum(voxels)) > 0
+    # Autotuning stays off: deleting an iterator waits for its tuning thread, which sleeps up to a
+    # minute, and training deletes one at every checkpoint (measured: up to 45 s per checkpoint).
+    assert batches.options().autotune.enabled is False
 
 
 def test_make_dataset_augments_photos_only_when_asked_and_repeatably(dataset):
