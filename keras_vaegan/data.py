@@ -323,8 +323,9 @@ def make_dataset(
         return image, voxels
 
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    cycle_length = min(len(files), 8)
     dataset = dataset.interleave(
-        _record_reader(exclude), cycle_length=min(len(files), 8), num_parallel_calls=PARALLEL_CALLS,
+        _record_reader(exclude), cycle_length=cycle_length, num_parallel_calls=min(cycle_length, PARALLEL_CALLS),
         deterministic=True,
     )
     dataset = _shuffled(dataset, shuffle_buffer, seed, repeat)
