@@ -128,16 +128,17 @@ def read_rate(out_dir, resolution, batches):
 
 def train_step_rate(steps):
     """Samples/s a real 3D-VAE-GAN train step (32^3, batch 32, 64x64 photos, float32) consumes,
-    built as bench/train_step.py builds it (OneDeviceStrategy, D always updated), on in-memory data."""
+    built as bench/train_step.py builds it (the one_device strategy, D always updated), on in-memory data."""
     import numpy as np
     import tensorflow as tf
 
     from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.distribute import make_strategy
     from keras_vaegan.models import build_model
 
     model_config = ModelConfig(model_type="vaegan", resolution=32, image_size=64).validate()
     train_config = TrainConfig(batch_size=32, d_accuracy_threshold=1.0, latent_prior="normal").validate()
-    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+    with make_strategy("one_device").scope():
         model = build_model(model_config, train_config)
     rng = np.random.default_rng(0)
     voxels = (rng.random((64, 32, 32, 32, 1)) < 0.1).astype("float32")

@@ -16,8 +16,9 @@ peak RSS is per variant and frameworks never share thread pools. A config's
 workers start together and build and warm up (tracing and oneDNN primitive
 creation are not timed); then the parent asks each in turn to run `--steps`
 train steps, rotating the order every round, so ours and the baseline run
-under similar machine load. Ours: `set_precision` + `build_model` inside a
-OneDeviceStrategy('/cpu:0') scope, and one `model.fit` over an in-memory
+under similar machine load. Ours: `set_precision` + `build_model` inside the
+scope of the strategy `--distribution_strategy=one_device` trains under (on
+this CPU TensorFlow's default strategy), and one `model.fit` over an in-memory
 repeated tf.data dataset whose callback times each round (gate, metrics and
 strategy included). Baseline: bench/torch_reference.py.
 
@@ -158,9 +159,8 @@ def random_data(config_name, seed, batches=2, batch_size=None):
 # ----------------------------------------------------------------------------- Keras worker
 
 def build_keras(config_name, precision, seed):
-    import tensorflow as tf
-
     from keras_vaegan.config import ModelConfig, TrainConfig
+    from keras_vaegan.distribute import make_strategy
     from keras_vaegan.models import build_model, set_precision
 
     model_type, resolution, _ = CONFIGS[config_name]
@@ -173,8 +173,7 @@ def build_keras(config_name, precision, seed):
     train_config = TrainConfig(
         batch_size=batch_size, precision=precision, d_accuracy_threshold=1.0, seed=seed, **prior
     ).validate()
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
+    with make_strategy("one_device").scope():
         model = build_model(model_config, train_config)
     return model
 
