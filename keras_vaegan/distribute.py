@@ -44,7 +44,7 @@ def make_strategy(name):
             return tf.distribute.OneDeviceStrategy(gpus[0].name)
         # On the CPU, TensorFlow's default strategy: OneDeviceStrategy would feed the steps through a
         # per-device tf.data iterator whose deletion waits for its autotuning thread, which sleeps up to
-        # a minute, and `fit` deletes one at every checkpoint (measured: 35-45 s at 3 of 4 in the demo).
+        # a minute, and `fit` deletes one at every checkpoint (measured: 35-45 s at half the demo's checkpoints).
         return tf.distribute.get_strategy()
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
