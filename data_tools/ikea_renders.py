@@ -335,7 +335,7 @@ def _shape(grid, resolution, stretch_range, key):
 
 def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos, render_options):
     """Serialized records; the first PREVIEW_PHOTOS photos are also appended to `first_photos`.
-    `render_options` holds render_photo's camera_distances, boxed, room and clutter."""
+    `render_options` holds render_photo's camera_distances, boxed, room, clutter and photo_textures."""
     from keras_vaegan.data import encode_example
 
     for done, (source_id, class_name, grid, key, stretch_range) in enumerate(jobs, start=1):
@@ -352,7 +352,7 @@ def _examples(jobs, classes, backdrops, resolution, image_size, progress, first_
 def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, synthetic_per_class=10,
                        heldout_fraction=0.15, backgrounds="", image_size=64, num_shards=4, seed=0, progress=None,
                        split="train", camera_distances=None, framing="box", scene="room", stretch_range=0.0,
-                       clutter=False, shape_files=None):
+                       clutter=False, shape_files=None, photo_textures=0.0):
     """Writes the shards of `split`, classes.txt, heldout_models.txt, heldout_shapes.txt and preview.png;
     returns what it wrote (Written).
 
@@ -367,6 +367,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     `stretch_range` S > 0 stretches the library model of each record along each axis by a random factor in
     [1 - S, 1 + S], then refits it to the grid (`resample.stretch`). `clutter` renders the hard cases of
     real photos (`photos.render_photo`): higher views, the frame cutting into the object, things before it.
+    `photo_textures` is the share of records whose object is textured with a crop of a backdrop photo.
     """
     from data_tools.records import write_shards
 
@@ -391,7 +392,7 @@ def write_ikea_renders(input_path, out_dir, resolution=32, views_per_model=8, sy
     first_photos = []
     examples = _examples(jobs, classes, backdrops, resolution, image_size, progress, first_photos,
                          {"camera_distances": camera_distances, "boxed": framing == "box", "room": scene == "room",
-                          "clutter": clutter})
+                          "clutter": clutter, "photo_textures": photo_textures})
     _, count = write_shards(examples, out_dir, split, num_shards)
     write_bytes_atomically(os.path.join(out_dir, "classes.txt"), _lines(classes))
     write_bytes_atomically(os.path.join(out_dir, HELDOUT_FILE), _lines(heldout))
@@ -469,6 +470,9 @@ flags.DEFINE_float("stretch", 0.0, f"Stretch each render's library model along e
 flags.DEFINE_bool("clutter", False, "Render the hard cases of real photos: views from up to 65 degrees above, "
                   "the frame sometimes cutting into the object, sometimes things in front of or on it.",
                   flag_values=FLAGS)
+flags.DEFINE_float("photo_textures", 0.0, "Share of the renders whose object is textured with a close crop "
+                   "of a --backgrounds photo (a procedural colour pattern without them) under its own shading, "
+                   "instead of one furniture colour; 0: none.", flag_values=FLAGS)
 flags.DEFINE_enum("split", "train", SPLITS, "train: the training set; heldout: renders of the held-out library "
                   "models and --shapes alone (a validation set for `keras_vaegan.evaluate renders`).",
                   flag_values=FLAGS)
@@ -488,6 +492,7 @@ def _check_flags():
         ("image_size", 16 <= FLAGS.image_size <= 1024, f"{FLAGS.image_size} is not in [16, 1024]"),
         ("num_shards", 1 <= FLAGS.num_shards <= 1000, f"{FLAGS.num_shards} is not in [1, 1000]"),
         ("seed", FLAGS.seed >= 0, f"{FLAGS.seed} is negative"),
+        ("photo_textures", 0 <= FLAGS.photo_textures <= 1, f"{FLAGS.photo_textures} is not in [0, 1]"),
         ("stretch", 0 <= FLAGS.stretch <= MAX_STRETCH, f"{FLAGS.stretch} is not in [0, {MAX_STRETCH}]"),
         ("views_per_shape", 1 <= FLAGS.views_per_shape <= 100, f"{FLAGS.views_per_shape} is not in [1, 100]"),
         ("max_shapes_per_class", FLAGS.max_shapes_per_class >= 0, f"{FLAGS.max_shapes_per_class} is negative"),
@@ -544,7 +549,7 @@ def main(argv):
             FLAGS.heldout_fraction, FLAGS.backgrounds, FLAGS.image_size, FLAGS.num_shards, FLAGS.seed,
             ProgressCounter("ikea renders", "records"), FLAGS.split, camera_distances,
             framing=FLAGS.framing, scene=FLAGS.scene, stretch_range=FLAGS.stretch, clutter=FLAGS.clutter,
-            shape_files=shape_files if FLAGS.shapes else None,
+            photo_textures=FLAGS.photo_textures, shape_files=shape_files if FLAGS.shapes else None,
         )
     except ArgumentError as error:
         fail(f"--{error}")

@@ -86,6 +86,30 @@ def _textured(colors, rng):
     return colors * np.clip(1 + rng.uniform(0.0, 0.25) * pattern, 0.3, 1.7)[..., None]
 
 
+def _photo_textured(colors, color, texture):
+    """The object's shading (`colors` over its flat `color`) laid over `texture`, an RGB picture of the same
+    size: the object then shows the colours and patterns of a real photo (upholstery, books, wood) instead of
+    one furniture colour, while its light and shadow still show its shape."""
+    shade = colors.mean(axis=-1, keepdims=True) / max(float(np.mean(color)), 1.0)
+    return texture * np.clip(shade, 0.0, 1.5)
+
+
+def _texture(backdrops, rng, height, width):
+    """A texture (height, width, 3) float: a close crop of a random backdrop photo, or without photos a
+    procedural pattern in colour."""
+    edge = max(height, width)
+    if len(backdrops):
+        photo = backdrops[rng.integers(len(backdrops))]
+        short = min(photo.shape[:2])
+        crop = int(short * rng.uniform(0.15, 0.6))
+        top, left = rng.integers(0, photo.shape[0] - crop + 1), rng.integers(0, photo.shape[1] - crop + 1)
+        picture = Image.fromarray(photo[top : top + crop, left : left + crop])
+        texture = np.asarray(picture.resize((edge, edge), Image.Resampling.BILINEAR), np.float64)
+    else:
+        texture = np.clip(_background(rng, edge), 0, 255)
+    return texture[:height, :width]
+
+
 def _framed(rgba, rng, size):
     """Crops a square around the object with a random margin, like a photo crop, and resizes it."""
     rows, cols = np.nonzero(rgba[..., 3])
@@ -169,7 +193,7 @@ def _camera_distance(rng, distances):
 
 
 def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances=None, boxed=False, room=False,
-                 clutter=False):
+                 clutter=False, photo_textures=0.0):
     """JPEG bytes of the shape in a furniture colour, from a random view, over a random backdrop: procedural,
     or (half the time, when `backdrops` holds uint8 RGB photos) a crop of one; `jitter` adds photo faults.
 
@@ -180,7 +204,9 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     With `room`, the procedural backdrops are rooms (a wall over a floor), the object casts a soft shadow
     on the backdrop and its colour gets a random surface pattern. With `clutter` the picture gets the hard
     cases of real photos: views from higher above (CLUTTER_ELEVATIONS), a box frame that sometimes cuts
-    into the object, and sometimes things in front of or on it.
+    into the object, and sometimes things in front of or on it. A share `photo_textures` of the pictures
+    shows the object textured with a close crop of a backdrop photo (a procedural colour pattern without
+    photos) under its own shading, as real furniture is rarely one colour.
     """
     color = np.clip(np.asarray(FURNITURE_COLORS[rng.integers(len(FURNITURE_COLORS))]) + rng.normal(0, 12, 3), 0, 255)
     azimuth, elevation = rng.uniform(0, 360), rng.uniform(*(CLUTTER_ELEVATIONS if clutter else ELEVATIONS))
@@ -195,6 +221,8 @@ def render_photo(voxels, rng, size, backdrops=(), jitter=False, camera_distances
     backdrop, colors = backdrop[: alpha.shape[0], : alpha.shape[1]], rgba[..., :3].astype(np.float64)
     if room:
         backdrop, colors = _shadowed(backdrop, alpha, rng), _textured(colors, rng)
+    if photo_textures and rng.random() < photo_textures:
+        colors = _photo_textured(colors, color, _texture(backdrops, rng, *alpha.shape[:2]))
     image = colors * alpha + backdrop * (1 - alpha)
     if clutter and rng.random() < OCCLUDED_SHARE:
         image = _occluded(image, rng)

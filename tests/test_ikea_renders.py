@@ -199,6 +199,31 @@ def test_clutter_changes_the_pictures_and_keeps_the_shapes(renders, tmp_path):
     assert sum(r["image"].numpy() != c["image"].numpy() for r, c in zip(records, cluttered)) > 0.9 * len(records)
 
 
+def test_photo_textures_paint_the_object_with_a_crop_of_a_backdrop_photo_under_its_shading():
+    box = np.zeros((32, 32, 32), bool)
+    box[8:24, 8:24, 0:16] = True
+    green = np.zeros((80, 90, 3), np.uint8)
+    green[..., 1] = 200
+    green[40:, :, 1] = 100  # a darker lower half: crops differ in brightness, never in hue
+    textured = 0
+    for seed in range(8):
+        picture = render_photo(box, np.random.default_rng(seed), 64, [green], boxed=True, photo_textures=0.5)
+        assert picture == render_photo(box, np.random.default_rng(seed), 64, [green], boxed=True, photo_textures=0.5)
+        red, green_level, blue = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB")).astype(int)[32, 32]
+        textured += red < 30 and blue < 30 and green_level > 40  # the object shows the photo's green
+    assert 0 < textured < 8  # half the pictures
+    always = [np.asarray(Image.open(io.BytesIO(render_photo(box, np.random.default_rng(seed), 64, [green], boxed=True,
+                                                            photo_textures=1.0))).convert("RGB")).astype(int)
+              for seed in range(4)]
+    assert all(p[32, 32, 0] < 30 and p[32, 32, 1] > 40 for p in always)
+    assert max(np.ptp(p[20:44, 20:44, 1]) for p in always) > 30  # shading still shows the faces apart
+    colors, flat = np.full((20, 30, 3), 150.0), (150.0, 150.0, 150.0)
+    texture = photos._texture([], np.random.default_rng(0), 20, 30)  # without photos: a procedural pattern
+    assert texture.shape == (20, 30, 3) and texture.std() > 1
+    assert np.allclose(photos._photo_textured(colors, flat, texture), texture)  # full light keeps the texture
+    assert np.allclose(photos._photo_textured(colors / 2, flat, texture), texture / 2)
+
+
 def test_cli_bad_flags_are_one_line(tmp_path, capsys):
     run = in_process(ikea_renders.main, ikea_renders.FLAGS, capsys)
     for args, fragment in (([f"--out={tmp_path}"], "--input is required"),
@@ -210,6 +235,7 @@ def test_cli_bad_flags_are_one_line(tmp_path, capsys):
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--scene=garden"], "--scene"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--stretch=0.5"], "--stretch"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--clutter=often"], "--clutter"),
+                           ([f"--input={IKEA}", f"--out={tmp_path}", "--photo_textures=1.5"], "--photo_textures"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=2"], "--camera_distances"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--camera_distances=0.5,3"], "LOW <= HIGH"),
                            ([f"--input={IKEA}", f"--out={tmp_path}", "--split=heldout", "--heldout_fraction=0"],
