@@ -189,14 +189,15 @@ def test_clutter_sometimes_cuts_into_the_object_and_puts_things_before_it():
     assert cluttered != render_photo(grid, np.random.default_rng(2), 64, jitter=True, boxed=True, room=True)
 
 
-def test_clutter_changes_the_pictures_and_keeps_the_shapes(renders, tmp_path):
+@pytest.mark.parametrize("option", [{"clutter": True}, {"photo_textures": 1.0}], ids=["clutter", "photo_textures"])
+def test_clutter_and_photo_textures_change_the_pictures_and_keep_the_shapes(option, renders, tmp_path):
     out, _, _, records = renders
     ikea_renders.write_ikea_renders(IKEA, str(tmp_path), views_per_model=1, synthetic_per_class=1,
-                                    heldout_fraction=0.2, image_size=32, num_shards=2, clutter=True)
-    cluttered = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
-    assert [r["source_id"].numpy() for r in cluttered] == [r["source_id"].numpy() for r in records]
-    assert all(np.array_equal(r["voxels"].numpy(), c["voxels"].numpy()) for r, c in zip(records, cluttered))
-    assert sum(r["image"].numpy() != c["image"].numpy() for r, c in zip(records, cluttered)) > 0.9 * len(records)
+                                    heldout_fraction=0.2, image_size=32, num_shards=2, **option)
+    changed = [data.decode_example(r) for r in tf.data.TFRecordDataset(data.find_records(str(tmp_path)))]
+    assert [r["source_id"].numpy() for r in changed] == [r["source_id"].numpy() for r in records]
+    assert all(np.array_equal(r["voxels"].numpy(), c["voxels"].numpy()) for r, c in zip(records, changed))
+    assert sum(r["image"].numpy() != c["image"].numpy() for r, c in zip(records, changed)) > 0.9 * len(records)
 
 
 def test_photo_textures_paint_the_object_with_a_crop_of_a_backdrop_photo_under_its_shading():
