@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import shlex
+import shutil
+import tempfile
 import time
 
 from data_tools import sources, validate, worker_memory
@@ -197,13 +199,26 @@ def pipeline_options(runner, num_workers, running_mode, extra_args):
     return PipelineOptions(args, runner=runner)
 
 
+@contextlib.contextmanager
+def _private_tempdir(path):
+    """This process's temporary files go to `path`, removed afterwards: Beam's portable DirectRunner makes a
+    `beam-temp*` folder in the system's temporary folder at every run and never removes it."""
+    os.makedirs(path, exist_ok=True)
+    previous, tempfile.tempdir = tempfile.tempdir, path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def run(planned, settings, class_ids, staging, options):
     """Runs the pipeline over `planned` (key, task) pairs; shards and sidecars appear under `staging`."""
     import apache_beam as beam
 
     progress_dir = os.path.join(staging, ".progress")
     os.makedirs(progress_dir, exist_ok=True)
-    with beam.Pipeline(options=options) as root:
+    with _private_tempdir(os.path.join(staging, ".beam-tmp")), beam.Pipeline(options=options) as root:
         (root
          | "Tasks" >> beam.Create(planned)
          | "Spread" >> beam.Reshuffle()

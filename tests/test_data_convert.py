@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import resource
+import tempfile
 
 import numpy as np
 import pytest
@@ -127,13 +128,18 @@ def test_overwrite_replaces_the_dataset_and_keeps_unrelated_files(tmp_path):
         assert all(int(r["resolution"]) == 64 for r in records(path))
 
 
-def test_same_command_writes_the_same_bytes_in_the_default_multiprocess_mode(tmp_path):
+def test_same_command_writes_the_same_bytes_in_the_default_multiprocess_mode(tmp_path, monkeypatch):
     source = save_npy_gz(tmp_path / "in" / "table.npy.gz", boxes(40))
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
     first, _ = run(source, tmp_path / "a", shard_mb=0.001)
     second, _ = run(source, tmp_path / "b", runner=("DirectRunner", 2, "multi_processing", ""), shard_mb=0.001)
     assert first["shards"] == second["shards"]
     assert len(first["shards"]["train"]) > 1
     assert sum(s["records"] for split in first["shards"].values() for s in split) == 40
+    assert os.listdir(system_temp) == []  # Beam's own temporary folders are gone with the run
+    assert not [path for path in tmp_path.rglob(".beam-tmp")]
 
 
 def test_shards_follow_the_target_size(tmp_path):
