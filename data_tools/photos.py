@@ -23,6 +23,8 @@ ELEVATIONS = (10.0, 40.0)  # degrees above the horizon
 CLUTTER_ELEVATIONS = (10.0, 65.0)  # with clutter: down to the top-down views of beds in photos
 TRUNCATED_SHARE, TRUNCATION = 0.35, (0.05, 0.25)  # with clutter: pictures cut into the object, and by how much
 OCCLUDED_SHARE = 0.5  # with clutter: pictures with things in front of or on the object
+BACKDROP_CROP_SHARE = (0.5, 1.0)  # of a backdrop photo's short side: a view of the room
+TEXTURE_CROP_SHARE = (0.15, 0.6)  # with photo textures: a close view, as of upholstery, books or wood
 FLOOR_COLORS = ((165, 120, 75), (195, 160, 115), (120, 85, 55), (150, 150, 150), (90, 85, 80), (215, 210, 200))
 
 
@@ -99,12 +101,7 @@ def _texture(backdrops, rng, height, width):
     procedural pattern in colour."""
     edge = max(height, width)
     if len(backdrops):
-        photo = backdrops[rng.integers(len(backdrops))]
-        short = min(photo.shape[:2])
-        crop = int(short * rng.uniform(0.15, 0.6))
-        top, left = rng.integers(0, photo.shape[0] - crop + 1), rng.integers(0, photo.shape[1] - crop + 1)
-        picture = Image.fromarray(photo[top : top + crop, left : left + crop])
-        texture = np.asarray(picture.resize((edge, edge), Image.Resampling.BILINEAR), np.float64)
+        texture = _photo_crop(backdrops[rng.integers(len(backdrops))], rng, edge, share=TEXTURE_CROP_SHARE)
     else:
         texture = np.clip(_background(rng, edge), 0, 255)
     return texture[:height, :width]
@@ -166,10 +163,11 @@ def _padded_square(image, size):
     return square
 
 
-def _photo_crop(photo, rng, size):
-    """A random square crop of a uint8 RGB photo (at least half its short side), resized to `size`."""
+def _photo_crop(photo, rng, size, share=BACKDROP_CROP_SHARE):
+    """A random square crop of a uint8 RGB photo, its edge a random `share` (low, high) of the photo's short
+    side, resized to `size`."""
     height, width = photo.shape[:2]
-    edge = int(min(height, width) * rng.uniform(0.5, 1.0))
+    edge = int(min(height, width) * rng.uniform(*share))
     top, left = rng.integers(0, height - edge + 1), rng.integers(0, width - edge + 1)
     crop = Image.fromarray(photo[top : top + edge, left : left + edge])
     return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), np.float64)
