@@ -107,10 +107,19 @@ class VAEGAN3D(GAN3D):
         """(mean, log_variance) of q(z | image)."""
         return self.encoder(images, training=training)
 
-    def reconstruct(self, images):
-        """Occupancy from images through the posterior mean (inference)."""
-        mean, _ = self.encode(images)
-        return self.generator(mean, training=False)
+    def reconstruct(self, images, samples=0, seed=0):
+        """Occupancy from images (inference): G at the posterior mean, or with `samples` > 0 the mean of G
+        over that many draws of z from q(z | image), the model's predictive occupancy (float32; draw i of
+        every call uses the seed (seed, i))."""
+        mean, log_variance = self.encode(images)
+        if not samples:
+            return self.generator(mean, training=False)
+        deviation = tf.exp(0.5 * tf.cast(log_variance, tf.float32))
+        total = 0.0
+        for draw in range(samples):
+            z = tf.cast(mean, tf.float32) + deviation * tf.random.stateless_normal(tf.shape(mean), [seed, draw])
+            total += tf.cast(self.generator(z, training=False), tf.float32)
+        return total / samples
 
     def classify(self, images):
         """Class logits of the class head on the posterior mean (a model built with num_classes > 0)."""

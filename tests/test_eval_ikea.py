@@ -110,6 +110,22 @@ def test_reference_predictors_on_the_real_photos_are_reproducible(benchmark):
     assert ikea.class_means(rows, "class_mean")["mean"] == pytest.approx(0.44597, abs=1e-5)
 
 
+def test_the_librarys_models_face_different_ways_so_turning_the_class_mean_scores_higher(benchmark):
+    """The library stores each model in its own horizontal orientation (beds 12 long in x, 9 in y), so
+    the best of 8 turns/mirrors of the class-mean shape beats it as stored; recorded for the tables."""
+    references = ikea.ReferencePredictors(benchmark.library, benchmark.library_classes)
+    long_in_x = []
+    for model_id, name in benchmark.library_classes.items():
+        if name == "bed":
+            extent = np.ptp(np.argwhere(benchmark.library[model_id]), axis=0)
+            long_in_x.append(extent[0] > extent[1])
+    assert (sum(long_in_x), len(long_in_x)) == (12, 22)
+    rows = [{"class": p.class_name, "best": ikea.best_transform_ap(
+        references.class_mean_shape(p.model_id, p.class_name), p.truth)[0]} for p in benchmark.photos]
+    best = ikea.class_means(rows, "best")
+    assert best["mean"] == pytest.approx(0.49059, abs=1e-5) and best["bookcase"] == pytest.approx(0.71822, abs=1e-5)
+
+
 def test_missing_photos_and_models_are_listed_and_skipped(tmp_path):
     root = tmp_path / "ikea"
     shutil.copytree(IKEA, root)

@@ -282,6 +282,20 @@ def test_vaegan3d_saving_then_training_resumes(tmp_path):
     assert changed_paths(loaded.encoder.trainable_variables, before)
 
 
+def test_vaegan3d_predictive_occupancy_is_the_mean_of_posterior_draws():
+    model = build_vaegan()
+    images = random_images()
+    mean, log_variance = (keras.ops.convert_to_numpy(t) for t in model.encode(images))
+    draws = [model.generator(mean + np.exp(0.5 * log_variance) * tf.random.stateless_normal(mean.shape, [5, i]))
+             for i in range(3)]
+    expected = np.mean([keras.ops.convert_to_numpy(d) for d in draws], axis=0)
+    predictive = keras.ops.convert_to_numpy(model.reconstruct(images, samples=3, seed=5))
+    np.testing.assert_allclose(predictive, expected, atol=1e-6)
+    at_mean = keras.ops.convert_to_numpy(model.reconstruct(images))
+    assert np.abs(predictive - at_mean).max() > 1e-4  # the draws differ from G at the posterior mean
+    _assert_same(model.reconstruct(images, samples=3, seed=5), predictive)
+
+
 def test_vaegan3d_saves_its_class_head(tmp_path):
     model = build_vaegan(num_classes=3, class_weight=0.5)
     images = random_images()

@@ -56,15 +56,20 @@ def iou(prediction, truth, threshold):
     return float(np.logical_and(predicted, actual).sum() / union) if union else 1.0
 
 
+def best_transform_ap(prediction, truth):
+    """(the highest AP of the 8 views of `prediction` in TRANSFORM_NAMES, that view's name)."""
+    scores = [average_precision(view, truth) for view in transformed(prediction)]
+    best = int(np.argmax(scores))
+    return scores[best], TRANSFORM_NAMES[best]
+
+
 def score(prediction, truth, best_transform=False):
     """{"ap", "iou@0.3", ...} of one prediction already at the truth's resolution; with best_transform
     also "ap_best" and "best_transform" (the view in TRANSFORM_NAMES with the highest AP)."""
     result = {"ap": average_precision(prediction, truth)}
     result.update({f"iou@{t}": iou(prediction, truth, t) for t in IOU_THRESHOLDS})
     if best_transform:
-        scores = [average_precision(view, truth) for view in transformed(prediction)]
-        best = int(np.argmax(scores))
-        result.update(ap_best=scores[best], best_transform=TRANSFORM_NAMES[best])
+        result["ap_best"], result["best_transform"] = best_transform_ap(prediction, truth)
     return result
 
 

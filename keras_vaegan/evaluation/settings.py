@@ -34,6 +34,11 @@ class EvaluationConfig:
         "TFRecords; classify: a converted dataset folder with split sub-folders; classes: TFRecords of held-out "
         "pictures with their classes.",
     )
+    posterior_samples: int = setting(
+        0,
+        "ikea, renders: each picture's prediction is the mean of G over this many draws of z from the encoder's "
+        "q(z | picture), the model's predictive occupancy (0: G at the posterior mean).",
+    )
     batch_size: int = setting(8, "Shapes or photos per forward pass.")
     seed: int = setting(0, "Seed of latent vectors and subsets.")
     best_transform: bool = setting(False, "ikea: also report the best of 8 turns/mirrors of each prediction.")
@@ -66,6 +71,8 @@ class EvaluationConfig:
         _check(task == "latent" or self.data, f"--data is required for {task}")
         _check(not self.ensemble or task in ENSEMBLE_TASKS,
                f"--ensemble: only ikea and renders average several models' predictions, not {task}")
+        _check(not self.posterior_samples or task in ENSEMBLE_TASKS,
+               f"--posterior_samples: only ikea and renders read pictures through the posterior, not {task}")
         _check(0 < self.threshold < 1, f"--threshold: {self.threshold} is not in (0, 1)")
         _check(task not in ("generation", "summary") or self.train_data,
                f"--train_data is required for {task} (the memorization check compares samples with it)")
@@ -74,7 +81,7 @@ class EvaluationConfig:
         _check(not self.photos or task == "classes", f"--photos: only classes reads it, not {task}")
         _check(not self.images or len(self.images) in (2, 3),
                f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(self.images)}")
-        for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None),
+        for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None), ("posterior_samples", 0, 1000),
                                 ("samples", 2, None), ("steps", 2, 32), ("unit_shapes", 1, 256), ("units", 1, 64)):
             value = getattr(self, name)
             if high is None:

@@ -4,6 +4,7 @@ A bad input raises EvaluationError naming the flag or file; progress goes to std
 """
 
 import dataclasses
+import functools
 import os
 import sys
 
@@ -131,9 +132,12 @@ def _predict(function, inputs, label, batch_size):
     return np.concatenate(outputs)[..., 0]
 
 
-def _members_note(ensemble):
-    """Names the ensemble in a table's heading ("" for one model)."""
-    return f" (model: the mean of {ensemble.size} models' predictions)" if ensemble.size > 1 else ""
+def _members_note(ensemble, config):
+    """Names the ensemble and the posterior draws in a table's heading ("" for one model at its posterior mean)."""
+    notes = [f"the mean of {ensemble.size} models' predictions"] if ensemble.size > 1 else []
+    if config.posterior_samples:
+        notes.append(f"each prediction the mean of {config.posterior_samples} draws from the posterior")
+    return f" (model: {'; '.join(notes)})" if notes else ""
 
 
 def _members(ensemble, config):
@@ -159,7 +163,8 @@ def _reconstruct(ensemble, pictures, config):
     total = None
     for number, model in enumerate(_members(ensemble, config), 1):
         label = "reconstructing" if ensemble.size == 1 else f"reconstructing ({number}/{ensemble.size})"
-        predictions = _predict(model.reconstruct, pictures, label, config.batch_size).astype(np.float64)
+        reconstruct = functools.partial(model.reconstruct, samples=config.posterior_samples, seed=config.seed)
+        predictions = _predict(reconstruct, pictures, label, config.batch_size).astype(np.float64)
         total = predictions if total is None else total + predictions
     return total / ensemble.size
 
@@ -187,9 +192,11 @@ def ikea_task(config):
     for photo, prediction in zip(bench.photos, predictions):
         row = {"image": photo.image_path, "class": photo.class_name, "model_id": photo.model_id}
         row.update(ikea.score(ikea.resample_occupancy(prediction, truth_size), photo.truth, config.best_transform))
-        row["mean_shape_ap"] = ikea.average_precision(references.mean_shape(photo.model_id), photo.truth)
-        class_mean = references.class_mean_shape(photo.model_id, photo.class_name)
-        row["class_mean_ap"] = None if class_mean is None else ikea.average_precision(class_mean, photo.truth)
+        for key, reference in (("mean_shape", references.mean_shape(photo.model_id)),
+                               ("class_mean", references.class_mean_shape(photo.model_id, photo.class_name))):
+            row[f"{key}_ap"] = None if reference is None else ikea.average_precision(reference, photo.truth)
+            if config.best_transform:
+                row[f"{key}_ap_best"] = None if reference is None else ikea.best_transform_ap(reference, photo.truth)[0]
         rows.append(row)
     ap = {"model": ikea.class_means(rows, "ap")}
     if config.best_transform:
@@ -204,9 +211,12 @@ def ikea_task(config):
                 [row for row in unseen if row["class_mean_ap"] is not None], "class_mean_ap")
         for row in rows:
             row["heldout_model"] = row["model_id"] in heldout
-    ap["mean shape (all classes)"] = ikea.class_means(rows, "mean_shape_ap")
     with_class_mean = [row for row in rows if row["class_mean_ap"] is not None]
-    ap["class mean shape (oracle on class)"] = ikea.class_means(with_class_mean, "class_mean_ap")
+    for name, key, scored in (("mean shape (all classes)", "mean_shape_ap", rows),
+                              ("class mean shape (oracle on class)", "class_mean_ap", with_class_mean)):
+        ap[name] = ikea.class_means(scored, key)
+        if config.best_transform:
+            ap[f"{name}, best of 8 turns/mirrors"] = ikea.class_means(scored, f"{key}_best")
     iou = {f"IoU at {t}": ikea.class_means(rows, f"iou@{t}") for t in ikea.IOU_THRESHOLDS}
     metrics = {
         "task": "ikea", "model": config.model, "ensemble": ensemble.names, "data": config.data,
@@ -216,7 +226,7 @@ def ikea_task(config):
         "average_precision": ap, "iou": iou, "per_photo": rows,
     }
     table = (f"Average precision (x100) at {truth_size}^3 on {len(rows)} photos of {config.data}"
-             f"{_members_note(ensemble)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
+             f"{_members_note(ensemble, config)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
              f"IoU (x100) of the model's prediction:\n\n{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst([photo.pixels for photo in bench.photos], predictions,
                              [photo.truth for photo in bench.photos],
@@ -305,7 +315,7 @@ def renders_task(config):
                "records": renders.total, "scored": len(rows), "resolution": model.resolution,
                "average_precision": ap, "iou": iou, "per_record": rows}
     table = (f"Average precision (x100) at {model.resolution}^3 on {len(rows)} of the {renders.total} records of "
-             f"{config.data}{_members_note(ensemble)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
+             f"{config.data}{_members_note(ensemble, config)}:\n\n{ikea.markdown_table(ap, classes)}\n\n"
              f"IoU (x100) of the model's prediction:\n\n{ikea.markdown_table(iou, classes)}\n")
     figure = _best_and_worst(renders.images, predictions, renders.grids, renders.source_ids, rows)
     return Result(metrics, table, {"renders_examples.png": figure})
