@@ -7,6 +7,8 @@ out linearly); 3D-VAE-GAN inherits all of them through `discriminator_step`
 and `adversarial_loss`.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -19,6 +21,19 @@ from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
 PRIOR_STREAM_D, PRIOR_STREAM_G, POSTERIOR_STREAM = 0, 1, 2
 # Streams of the stabilizers, drawn from (seed, -(4 step + stream) - 3) so that the ones above never change.
 REAL_NOISE_STREAM, FAKE_NOISE_STREAM, G_NOISE_STREAM, INTERPOLATION_STREAM = 0, 1, 2, 3
+
+
+@dataclasses.dataclass
+class DiscriminatorPass:
+    """D's forward pass of one step: its tape and scaled loss (for the update), per-example loss, global
+    accuracy, whether the gate is open, and D's logits of G's shapes."""
+
+    tape: tf.GradientTape
+    scaled_loss: tf.Tensor
+    per_example: tf.Tensor
+    accuracy: tf.Tensor
+    gate_open: tf.Tensor
+    fake_logits: tf.Tensor
 
 
 def replica_slice(global_values, local_batch_size):
@@ -180,11 +195,8 @@ class GAN3D(keras.Model):
         _, gradients = self._input_gradients(mix * real + (1.0 - mix) * fake)
         return losses.interpolate_penalty(gradients)
 
-    def discriminator_step(self, real, global_batch_size):
-        """One gated D update; returns (per-example D loss, global D accuracy, gate).
-
-        A closed gate skips D's backward pass and update (keras_vaegan.gated_update):
-        its weights and Adam's state stay exactly as they were.
+    def discriminator_pass(self, real, global_batch_size):
+        """D's forward pass on `real` and on shapes G makes from prior z; a DiscriminatorPass.
 
         Real and fake shapes go through D as separate batches, as in the paper's
         ports: D's BatchNorm then sees the same batch make-up as in G's update
@@ -212,14 +224,12 @@ class GAN3D(keras.Model):
             scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
         accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))
         accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
-        gate_open = self.gate_open(accuracy)
-        variables = self.discriminator.trainable_variables
-        gated_update.minimize_if(
-            gate_open, self.d_optimizer, tape, scaled_loss, variables, backward_syncs=self.synchronized_batch_norm
-        )
-        gate = tf.cast(gate_open, tf.float32)
-        self.d_gate.assign(gate)
-        return per_example, accuracy, gate
+        return DiscriminatorPass(tape, scaled_loss, per_example, accuracy, self.gate_open(accuracy), fake_logits)
+
+    def reuses_closed_passes(self):
+        """Whether G's update takes D's pass on G's shapes when D did not step (see `gan_step`); not with
+        synchronized BatchNorm, whose all-reduces a cond cannot hold under mirrored replicas."""
+        return not self.synchronized_batch_norm
 
     def gate_open(self, accuracy):
         """Whether D steps: its accuracy over the global batch is at most `d_accuracy_threshold`."""
@@ -240,10 +250,13 @@ class GAN3D(keras.Model):
 
     def adversarial_loss(self, fake):
         """Per-example G loss of generated shapes under `gan_loss` (call inside a tape)."""
-        logits = self.discriminator(self.with_instance_noise(fake, G_NOISE_STREAM), training=True)
+        return self.generator_loss(self.discriminator(self.with_instance_noise(fake, G_NOISE_STREAM), training=True))
+
+    def generator_loss(self, fake_logits):
+        """Per-example G loss of D's logits of generated shapes under `gan_loss`."""
         if self.gan_loss == "nonsaturating":
-            return losses.non_saturating_generator_loss(logits)
-        return losses.critic_generator_loss(logits)
+            return losses.non_saturating_generator_loss(fake_logits)
+        return losses.critic_generator_loss(fake_logits)
 
     def update_trackers(self, **values):
         """Feeds per-example or scalar values to the Mean trackers of the same names."""
@@ -260,19 +273,56 @@ class GAN3D(keras.Model):
         return tf.shape(local_batch)[0] * tf.distribute.get_replica_context().num_replicas_in_sync
 
     def gan_step(self, real):
-        """The 3D-GAN update on a batch of real voxels; returns the logged metrics."""
+        """The 3D-GAN update on a batch of real voxels; returns the logged metrics.
+
+        When D's gate closes, D is the same after its pass as before it, so G's
+        update needs no pass of its own: it takes the gradients of D's pass on
+        G's shapes (drawn from PRIOR_STREAM_D instead of PRIOR_STREAM_G), and
+        a closed step costs one forward pass of G and D's passes, not two.
+        """
         global_batch_size = self.global_batch_size(real)
-        d_per_example, accuracy, gate = self.discriminator_step(real, global_batch_size)
-        with tf.GradientTape() as tape:
-            z = self.after_discriminator_update(self.prior_latent(tf.shape(real)[0]))
-            fake = self.generator(z, training=True)
-            g_per_example = self.adversarial_loss(fake)
-            scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+        d_pass, gate, reused_gradients = self.discriminator_step(real, global_batch_size)
         variables = self.generator.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
+
+        def own_pass():
+            with tf.GradientTape() as tape:
+                z = self.after_discriminator_update(self.prior_latent(tf.shape(real)[0]))
+                g_per_example = self.adversarial_loss(self.generator(z, training=True))
+                scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+            return tape.gradient(scaled_loss, variables), g_per_example
+
+        gradients, g_per_example = self.unless_reused(d_pass, own_pass, reused_gradients)
         self.g_optimizer.apply(gradients, variables)
         self.step.assign_add(1)
-        return self.update_trackers(d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate)
+        return self.update_trackers(d_loss=d_pass.per_example, g_loss=g_per_example, d_acc=d_pass.accuracy,
+                                    d_updated=gate)
+
+    def discriminator_step(self, real, global_batch_size):
+        """D's pass and gated update; returns (the DiscriminatorPass, the gate as 1.0 when D stepped or 0.0,
+        a function giving G's gradients of the G loss of the pass's logits of G's shapes and that
+        per-example loss, for `unless_reused`).
+
+        A closed gate skips D's backward pass and update (keras_vaegan.gated_update):
+        its weights and Adam's state stay exactly as they were.
+        """
+        variables = self.generator.trainable_variables
+        with tf.GradientTape(watch_accessed_variables=False) as first_pass:
+            first_pass.watch([variable.value for variable in variables])
+            d_pass = self.discriminator_pass(real, global_batch_size)
+            g_per_example = self.generator_loss(d_pass.fake_logits)
+            scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+        gated_update.minimize_if(d_pass.gate_open, self.d_optimizer, d_pass.tape, d_pass.scaled_loss,
+                                 self.discriminator.trainable_variables, backward_syncs=self.synchronized_batch_norm)
+        gate = tf.cast(d_pass.gate_open, tf.float32)
+        self.d_gate.assign(gate)
+        return d_pass, gate, lambda: (first_pass.gradient(scaled_loss, variables), g_per_example)
+
+    def unless_reused(self, d_pass, own_pass, reused):
+        """`own_pass()` when D stepped; when its gate closed, `reused()` instead where
+        `reuses_closed_passes` (both return the same structure)."""
+        if not self.reuses_closed_passes():
+            return own_pass()
+        return tf.cond(d_pass.gate_open, own_pass, reused)
 
     def train_step(self, data):
         return self.gan_step(data)

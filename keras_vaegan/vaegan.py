@@ -148,6 +148,29 @@ class VAEGAN3D(GAN3D):
     def joint_step(self, images, voxels, class_ids=None):
         """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
 
+        When D's gate closes, L_GAN's gradients come from D's pass on G's
+        shapes, as in `gan_step`; E and G then pass only the posterior batch.
+        """
+        global_batch_size = self.global_batch_size(voxels)
+        d_pass, gate, reused_gradients = self.discriminator_step(voxels, global_batch_size)
+
+        def reused():
+            e_gradients, g_gradients, terms = self._joint_gradients(images, voxels, class_ids, global_batch_size,
+                                                                    prior_pass=False)
+            adversarial_gradients, terms["g_loss"] = reused_gradients()
+            return e_gradients, [a + b for a, b in zip(g_gradients, adversarial_gradients)], terms
+
+        e_gradients, g_gradients, terms = self.unless_reused(
+            d_pass, lambda: self._joint_gradients(images, voxels, class_ids, global_batch_size), reused)
+        self.g_optimizer.apply(g_gradients, self.generator.trainable_variables)
+        self.e_optimizer.apply(e_gradients, self.encoder_variables())
+        self.step.assign_add(1)
+        return self.update_trackers(d_loss=d_pass.per_example, d_acc=d_pass.accuracy, d_updated=gate, **terms)
+
+    def _joint_gradients(self, images, voxels, class_ids, global_batch_size, prior_pass=True):
+        """(E's gradients, G's gradients, per-example terms) of the joint loss; without `prior_pass` its
+        L_GAN term is left out (and "g_loss" from the terms).
+
         G runs on prior and posterior samples as separate batches: in one mixed
         batch its BatchNorm statistics differ from those of D's update, and G
         learns to fool D only on mixed batches. The calls are chained so that
@@ -155,33 +178,26 @@ class VAEGAN3D(GAN3D):
         E's and G's gradients come from one backward pass where that is safe
         (see `_encoder_generator_gradients`).
         """
-        global_batch_size = self.global_batch_size(voxels)
-        local_batch_size = tf.shape(voxels)[0]
-        d_per_example, accuracy, gate = self.discriminator_step(voxels, global_batch_size)
         with tf.GradientTape(persistent=True) as tape:
             mean, log_variance = self.encoder(self.after_discriminator_update(images), training=True)
-            with tf.control_dependencies([mean]):
-                fake = self.generator(self.prior_latent(local_batch_size), training=True)
-            with tf.control_dependencies([fake]):
+            terms, previous = {}, mean
+            if prior_pass:
+                with tf.control_dependencies([mean]):
+                    previous = self.generator(self.prior_latent(tf.shape(voxels)[0]), training=True)
+                terms["g_loss"] = self.adversarial_loss(previous)
+            with tf.control_dependencies([previous]):
                 reconstruction = self.generator(self._posterior_sample(mean, log_variance), training=True)
-            g_per_example = self.adversarial_loss(fake)
-            kl = losses.kl_divergence(mean, log_variance)
-            recon = losses.reconstruction_loss(reconstruction, voxels)
-            classes = self._class_terms(mean, class_ids)
-            total = g_per_example + self.kl_weight * kl + self.reconstruction_weight * recon
-            total += self.class_weight * classes.get("class_loss", 0.0)
+            terms["kl_loss"] = losses.kl_divergence(mean, log_variance)
+            terms["recon_loss"] = losses.reconstruction_loss(reconstruction, voxels)
+            terms.update(self._class_terms(mean, class_ids))
+            total = self.kl_weight * terms["kl_loss"] + self.reconstruction_weight * terms["recon_loss"]
+            total += terms.get("g_loss", 0.0) + self.class_weight * terms.get("class_loss", 0.0)
             loss = losses.global_mean(total, global_batch_size)
             e_scaled_loss = self.e_optimizer.scale_loss(loss)
             g_scaled_loss = self.g_optimizer.scale_loss(loss)
         e_gradients, g_gradients = self._encoder_generator_gradients(tape, e_scaled_loss, g_scaled_loss)
         del tape
-        self.g_optimizer.apply(g_gradients, self.generator.trainable_variables)
-        self.e_optimizer.apply(e_gradients, self.encoder_variables())
-        self.step.assign_add(1)
-        return self.update_trackers(
-            d_loss=d_per_example, g_loss=g_per_example, d_acc=accuracy, d_updated=gate, kl_loss=kl, recon_loss=recon,
-            **classes,
-        )
+        return e_gradients, g_gradients, terms
 
     def _encoder_generator_gradients(self, tape, e_scaled_loss, g_scaled_loss):
         """(E's gradients, G's gradients) of the joint loss, from a persistent tape.

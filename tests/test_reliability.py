@@ -156,14 +156,14 @@ def nan_at_steps(monkeypatch):
     """Makes G's loss NaN at the given 0-based steps (a test-only fault, as a diverging run would show)."""
 
     def poison(steps):
-        healthy = GAN3D.adversarial_loss
+        healthy = GAN3D.generator_loss  # G's loss whether its gradients come from its own pass or D's
 
-        def poisoned(self, fake):
-            loss = healthy(self, fake)
+        def poisoned(self, fake_logits):
+            loss = healthy(self, fake_logits)
             bad = tf.reduce_any(tf.equal(self.step.value, tf.constant(steps, tf.int64)))
             return loss * tf.where(bad, float("nan"), 1.0)  # (a tf.where around the loss would make NaN gradients)
 
-        monkeypatch.setattr(GAN3D, "adversarial_loss", poisoned)
+        monkeypatch.setattr(GAN3D, "generator_loss", poisoned)
 
     return poison
 

@@ -16,6 +16,7 @@ from conftest import (
     train_steps,
     unchanged_paths,
 )
+from keras_vaegan import losses
 from keras_vaegan.gan import PRIOR_STREAM_D, PRIOR_STREAM_G
 
 GAN_METRICS = {"d_loss", "g_loss", "d_acc", "d_updated"}
@@ -128,6 +129,59 @@ def test_a_closed_gate_leaves_adam_exactly_as_it_was_and_an_open_one_steps_it():
     # D's last layer is the only one with a gradient: the zero kernel blocks the ones before it.
     assert {f"{model.d_optimizer.name}/discriminator_block5_conv_{weight}_{moment}" for weight in ("kernel", "bias")
             for moment in ("momentum", "velocity")} <= set(changed)
+
+
+def _assert_sgd_step(variables, before, gradients, learning_rate):
+    """Each variable moved from `before` by -learning_rate times its gradient (to float32 round-off)."""
+    for variable, old, gradient in zip(variables, before, gradients):
+        step = (old - variable.numpy()) / learning_rate
+        np.testing.assert_allclose(step, gradient.numpy(), rtol=1e-2, atol=1e-2 * np.abs(gradient.numpy()).max(),
+                                   err_msg=variable.path)
+
+
+def _closing_discriminator(model):
+    """D's last bias at 5: D calls nearly everything real, so it is right on the real shapes and a
+    threshold of 0 closes its gate, while G's gradients through D stay."""
+    last = model.discriminator.blocks[-1].conv
+    last.bias.assign(np.full(last.bias.shape, 5.0, "float32"))
+
+
+def test_a_closed_gate_trains_g_on_ds_own_pass_of_its_shapes():
+    """D did not step, so G's update is the gradient of the G loss of D's pass (on D's prior draw): what a
+    pass of G's own would compute on that draw, without computing it."""
+    model = build_gan("sgd", 1.0, d_accuracy_threshold=0.0)  # large steps: float32 holds their size
+    _closing_discriminator(model)
+    voxels = random_voxels()
+    variables = model.generator.trainable_variables
+    before = snapshot(variables)
+    with tf.GradientTape() as tape:
+        fake = model.generator(model._replica_latent(len(voxels), PRIOR_STREAM_D), training=True)
+        loss = tf.reduce_mean(model.generator_loss(model.discriminator(fake, training=True)))
+    gradients = tape.gradient(loss, variables)
+    history = train_steps(model, voxels)
+    assert history["d_updated"] == [0.0]
+    assert history["g_loss"][0] == pytest.approx(float(loss), rel=1e-5)
+    _assert_sgd_step(variables, before, gradients, 1.0)
+
+
+def test_a_closed_gate_gives_the_vaegan_l_gan_from_ds_pass_and_the_rest_from_its_own():
+    model = build_vaegan("sgd", 1.0, d_accuracy_threshold=0.0, kl_weight=0.5, reconstruction_weight=1e-3)
+    _closing_discriminator(model)
+    images, voxels = random_images(), random_voxels()
+    variables = model.encoder_variables() + model.generator.trainable_variables
+    before = snapshot(variables)
+    with tf.GradientTape() as tape:
+        fake = model.generator(model._replica_latent(len(voxels), PRIOR_STREAM_D), training=True)
+        adversarial = model.generator_loss(model.discriminator(fake, training=True))
+        mean, log_variance = model.encoder(images, training=True)
+        reconstruction = model.generator(model._posterior_sample(mean, log_variance), training=True)
+        loss = tf.reduce_mean(adversarial + 0.5 * losses.kl_divergence(mean, log_variance)
+                              + 1e-3 * losses.reconstruction_loss(reconstruction, voxels))
+    gradients = tape.gradient(loss, variables)
+    history = train_steps(model, (images, voxels))
+    assert history["d_updated"] == [0.0]
+    assert history["g_loss"][0] == pytest.approx(float(tf.reduce_mean(adversarial)), rel=1e-5)
+    _assert_sgd_step(variables, before, gradients, 1.0)
 
 
 # ---------------------------------------------------------------- what each stage trains
