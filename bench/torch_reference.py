@@ -22,7 +22,8 @@ cat(real, fake)), per-example BCE-with-logits summed over real and fake then
 averaged, accuracy, then, only while accuracy <= threshold (or when the
 caller's `d_steps` says so), `d_loss.backward()` and `optimizer.step()`, as
 the PyTorch port rimchang/3DGAN-Pytorch does; then the G step on
-fresh z (non-saturating loss) or, for the VAE-GAN, E forward, G forward on
+fresh z (non-saturating loss; keras_vaegan reuses D's draw and its G
+forward, which the verification reproduces by handing the same z) or, for the VAE-GAN, E forward, G forward on
 the prior z and on the reparameterized posterior z (`g_batches="separate"`;
 `"concat"`: one G forward on their concatenation), adversarial loss of the
 prior samples + kl_weight * KL + reconstruction_weight * summed squared error

@@ -354,7 +354,7 @@ def verify_worker():
     import torch
 
     from bench import torch_reference
-    from keras_vaegan.gan import POSTERIOR_STREAM, PRIOR_STREAM_D, PRIOR_STREAM_G
+    from keras_vaegan.gan import POSTERIOR_STREAM, PRIOR_STREAM_D
 
     torch.set_num_threads(FLAGS.threads)
     results = []
@@ -419,7 +419,7 @@ def verify_worker():
                     return torch.from_numpy(keras.ops.convert_to_numpy(z))
 
                 noise.append(dict(
-                    z_d=draw(PRIOR_STREAM_D), z_g=draw(PRIOR_STREAM_G),
+                    z_d=draw(PRIOR_STREAM_D), z_g=draw(PRIOR_STREAM_D),  # G's update reuses D's draw
                     noise=draw(POSTERIOR_STREAM, normal=True) if model_type == "vaegan" else None,
                 ))
             candidates = {}

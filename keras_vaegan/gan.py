@@ -26,14 +26,33 @@ REAL_NOISE_STREAM, FAKE_NOISE_STREAM, G_NOISE_STREAM, INTERPOLATION_STREAM = 0, 
 @dataclasses.dataclass
 class DiscriminatorPass:
     """D's forward pass of one step: its tape and scaled loss (for the update), per-example loss, global
-    accuracy, whether the gate is open, and D's logits of G's shapes."""
+    accuracy, whether the gate is open, G's shapes (before instance noise) and D's logits of them."""
 
     tape: tf.GradientTape
     scaled_loss: tf.Tensor
     per_example: tf.Tensor
     accuracy: tf.Tensor
     gate_open: tf.Tensor
+    generated: tf.Tensor
     fake_logits: tf.Tensor
+
+
+@dataclasses.dataclass
+class GeneratorPass:
+    """G's forward pass inside D's pass, kept for G's update: a persistent tape watching G's weights, G's
+    shapes, and the per-example and scaled G loss of D's logits of them (D as it was before its update)."""
+
+    tape: tf.GradientTape
+    generated: tf.Tensor
+    per_example: tf.Tensor
+    scaled_loss: tf.Tensor
+
+    def gradients(self, variables, upstream=None):
+        """G's gradients of the scaled loss, or (with `upstream`, the gradients of another loss with
+        respect to the shapes) of that loss."""
+        if upstream is None:
+            return self.tape.gradient(self.scaled_loss, variables)
+        return self.tape.gradient(self.generated, variables, output_gradients=upstream)
 
 
 def replica_slice(global_values, local_batch_size):
@@ -205,9 +224,9 @@ class GAN3D(keras.Model):
         BatchNorm all-reduces run in one order on every replica.
         """
         local_batch_size = tf.shape(real)[0]
-        fake = self.generator(self._replica_latent(local_batch_size, PRIOR_STREAM_D), training=True)
+        generated = self.generator(self._replica_latent(local_batch_size, PRIOR_STREAM_D), training=True)
         real = self.with_instance_noise(real, REAL_NOISE_STREAM)
-        fake = self.with_instance_noise(fake, FAKE_NOISE_STREAM)
+        fake = self.with_instance_noise(generated, FAKE_NOISE_STREAM)
         r1 = self.gradient_penalty and self.gan_loss != "wgan_gp"
         with tf.GradientTape() as tape:
             if r1:
@@ -224,11 +243,12 @@ class GAN3D(keras.Model):
             scaled_loss = self.d_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
         accuracy = global_sum(tf.reduce_sum(losses.discriminator_accuracy(real_logits, fake_logits)))
         accuracy = accuracy / tf.cast(global_batch_size, tf.float32)
-        return DiscriminatorPass(tape, scaled_loss, per_example, accuracy, self.gate_open(accuracy), fake_logits)
+        return DiscriminatorPass(tape, scaled_loss, per_example, accuracy, self.gate_open(accuracy), generated,
+                                 fake_logits)
 
-    def reuses_closed_passes(self):
-        """Whether G's update takes D's pass on G's shapes when D did not step (see `gan_step`); not with
-        synchronized BatchNorm, whose all-reduces a cond cannot hold under mirrored replicas."""
+    def reuses_generator_pass(self):
+        """Whether G's update takes G's shapes from D's pass (see `gan_step`); not with synchronized
+        BatchNorm, whose all-reduces a cond cannot hold under mirrored replicas."""
         return not self.synchronized_batch_norm
 
     def gate_open(self, accuracy):
@@ -275,13 +295,15 @@ class GAN3D(keras.Model):
     def gan_step(self, real):
         """The 3D-GAN update on a batch of real voxels; returns the logged metrics.
 
-        When D's gate closes, D is the same after its pass as before it, so G's
-        update needs no pass of its own: it takes the gradients of D's pass on
-        G's shapes (drawn from PRIOR_STREAM_D instead of PRIOR_STREAM_G), and
-        a closed step costs one forward pass of G and D's passes, not two.
+        G has not changed since D's pass, so its update reuses that pass's G
+        forward (the draw D trained on, as PyTorch's DCGAN example does): when
+        D stepped, D as it now is scores those shapes again; when its gate
+        closed, D is unchanged and its pass's logits already are G's loss. A
+        step then runs G on the prior once, and a closed step D on fakes once.
+        With synchronized BatchNorm G draws new z and runs its own pass.
         """
         global_batch_size = self.global_batch_size(real)
-        d_pass, gate, reused_gradients = self.discriminator_step(real, global_batch_size)
+        d_pass, gate, g_pass = self.discriminator_step(real, global_batch_size)
         variables = self.generator.trainable_variables
 
         def own_pass():
@@ -291,7 +313,18 @@ class GAN3D(keras.Model):
                 scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
             return tape.gradient(scaled_loss, variables), g_per_example
 
-        gradients, g_per_example = self.unless_reused(d_pass, own_pass, reused_gradients)
+        def gate_opened():
+            with tf.GradientTape() as tape:
+                tape.watch(g_pass.generated)
+                g_per_example = self.adversarial_loss(self.after_discriminator_update(g_pass.generated))
+                scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+            return g_pass.gradients(variables, tape.gradient(scaled_loss, g_pass.generated)), g_per_example
+
+        if self.reuses_generator_pass():
+            gradients, g_per_example = tf.cond(
+                d_pass.gate_open, gate_opened, lambda: (g_pass.gradients(variables), g_pass.per_example))
+        else:
+            gradients, g_per_example = own_pass()
         self.g_optimizer.apply(gradients, variables)
         self.step.assign_add(1)
         return self.update_trackers(d_loss=d_pass.per_example, g_loss=g_per_example, d_acc=d_pass.accuracy,
@@ -299,15 +332,13 @@ class GAN3D(keras.Model):
 
     def discriminator_step(self, real, global_batch_size):
         """D's pass and gated update; returns (the DiscriminatorPass, the gate as 1.0 when D stepped or 0.0,
-        a function giving G's gradients of the G loss of the pass's logits of G's shapes and that
-        per-example loss, for `unless_reused`).
+        the GeneratorPass of G's forward in it).
 
         A closed gate skips D's backward pass and update (keras_vaegan.gated_update):
         its weights and Adam's state stay exactly as they were.
         """
-        variables = self.generator.trainable_variables
-        with tf.GradientTape(watch_accessed_variables=False) as first_pass:
-            first_pass.watch([variable.value for variable in variables])
+        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+            tape.watch([variable.value for variable in self.generator.trainable_variables])
             d_pass = self.discriminator_pass(real, global_batch_size)
             g_per_example = self.generator_loss(d_pass.fake_logits)
             scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
@@ -315,14 +346,7 @@ class GAN3D(keras.Model):
                                  self.discriminator.trainable_variables, backward_syncs=self.synchronized_batch_norm)
         gate = tf.cast(d_pass.gate_open, tf.float32)
         self.d_gate.assign(gate)
-        return d_pass, gate, lambda: (first_pass.gradient(scaled_loss, variables), g_per_example)
-
-    def unless_reused(self, d_pass, own_pass, reused):
-        """`own_pass()` when D stepped; when its gate closed, `reused()` instead where
-        `reuses_closed_passes` (both return the same structure)."""
-        if not self.reuses_closed_passes():
-            return own_pass()
-        return tf.cond(d_pass.gate_open, own_pass, reused)
+        return d_pass, gate, GeneratorPass(tape, d_pass.generated, g_per_example, scaled_loss)
 
     def train_step(self, data):
         return self.gan_step(data)

@@ -28,6 +28,12 @@ from keras_vaegan.gan import GAN3D, POSTERIOR_STREAM, replica_slice
 from keras_vaegan.layers import SERIALIZATION_PACKAGE, build_once
 
 STAGES = ("joint", "gan", "encoder")
+OWN_PRIOR_PASS = "own prior pass"  # VAEGAN3D._joint_gradients: G makes L_GAN's shapes from new prior z
+
+
+def _added(gradients, more):
+    """Two lists of gradients of the same variables, added."""
+    return [a + b for a, b in zip(gradients, more)]
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -148,28 +154,41 @@ class VAEGAN3D(GAN3D):
     def joint_step(self, images, voxels, class_ids=None):
         """D (gated), then one update of E and G on L_GAN + a1 KL + a2 reconstruction.
 
-        When D's gate closes, L_GAN's gradients come from D's pass on G's
-        shapes, as in `gan_step`; E and G then pass only the posterior batch.
+        L_GAN's shapes are those of D's pass, as in `gan_step`: scored again by
+        D when it stepped, their logits in D's pass when its gate closed; E and
+        G pass only the posterior batch (with synchronized BatchNorm G draws
+        new prior z and passes them too).
         """
         global_batch_size = self.global_batch_size(voxels)
-        d_pass, gate, reused_gradients = self.discriminator_step(voxels, global_batch_size)
+        d_pass, gate, g_pass = self.discriminator_step(voxels, global_batch_size)
+        g_variables = self.generator.trainable_variables
 
-        def reused():
-            e_gradients, g_gradients, terms = self._joint_gradients(images, voxels, class_ids, global_batch_size,
-                                                                    prior_pass=False)
-            adversarial_gradients, terms["g_loss"] = reused_gradients()
-            return e_gradients, [a + b for a, b in zip(g_gradients, adversarial_gradients)], terms
+        def gate_opened():
+            e_gradients, g_gradients, terms, upstream = self._joint_gradients(
+                images, voxels, class_ids, global_batch_size, fakes=g_pass.generated)
+            return e_gradients, _added(g_gradients, g_pass.gradients(g_variables, upstream)), terms
 
-        e_gradients, g_gradients, terms = self.unless_reused(
-            d_pass, lambda: self._joint_gradients(images, voxels, class_ids, global_batch_size), reused)
-        self.g_optimizer.apply(g_gradients, self.generator.trainable_variables)
+        def gate_closed():
+            e_gradients, g_gradients, terms, _ = self._joint_gradients(
+                images, voxels, class_ids, global_batch_size, fakes=None)
+            terms["g_loss"] = g_pass.per_example
+            return e_gradients, _added(g_gradients, g_pass.gradients(g_variables)), terms
+
+        if self.reuses_generator_pass():
+            e_gradients, g_gradients, terms = tf.cond(d_pass.gate_open, gate_opened, gate_closed)
+        else:
+            e_gradients, g_gradients, terms, _ = self._joint_gradients(
+                images, voxels, class_ids, global_batch_size, fakes=OWN_PRIOR_PASS)
+        self.g_optimizer.apply(g_gradients, g_variables)
         self.e_optimizer.apply(e_gradients, self.encoder_variables())
         self.step.assign_add(1)
         return self.update_trackers(d_loss=d_pass.per_example, d_acc=d_pass.accuracy, d_updated=gate, **terms)
 
-    def _joint_gradients(self, images, voxels, class_ids, global_batch_size, prior_pass=True):
-        """(E's gradients, G's gradients, per-example terms) of the joint loss; without `prior_pass` its
-        L_GAN term is left out (and "g_loss" from the terms).
+    def _joint_gradients(self, images, voxels, class_ids, global_batch_size, fakes):
+        """(E's gradients, G's gradients, per-example terms, the gradients with respect to `fakes`) of the
+        joint loss. `fakes`: shapes whose L_GAN joins the loss (their gradients are returned, for G's
+        forward that made them), OWN_PRIOR_PASS (G makes them here from new prior z), or None (no
+        L_GAN, no "g_loss" term; the last result None).
 
         G runs on prior and posterior samples as separate batches: in one mixed
         batch its BatchNorm statistics differ from those of D's update, and G
@@ -178,13 +197,17 @@ class VAEGAN3D(GAN3D):
         E's and G's gradients come from one backward pass where that is safe
         (see `_encoder_generator_gradients`).
         """
+        given = fakes is not None and fakes is not OWN_PRIOR_PASS
         with tf.GradientTape(persistent=True) as tape:
             mean, log_variance = self.encoder(self.after_discriminator_update(images), training=True)
             terms, previous = {}, mean
-            if prior_pass:
+            if fakes is OWN_PRIOR_PASS:
                 with tf.control_dependencies([mean]):
                     previous = self.generator(self.prior_latent(tf.shape(voxels)[0]), training=True)
                 terms["g_loss"] = self.adversarial_loss(previous)
+            elif given:
+                tape.watch(fakes)
+                terms["g_loss"] = self.adversarial_loss(fakes)
             with tf.control_dependencies([previous]):
                 reconstruction = self.generator(self._posterior_sample(mean, log_variance), training=True)
             terms["kl_loss"] = losses.kl_divergence(mean, log_variance)
@@ -196,8 +219,9 @@ class VAEGAN3D(GAN3D):
             e_scaled_loss = self.e_optimizer.scale_loss(loss)
             g_scaled_loss = self.g_optimizer.scale_loss(loss)
         e_gradients, g_gradients = self._encoder_generator_gradients(tape, e_scaled_loss, g_scaled_loss)
+        upstream = tape.gradient(g_scaled_loss, fakes) if given else None
         del tape
-        return e_gradients, g_gradients, terms
+        return e_gradients, g_gradients, terms, upstream
 
     def _encoder_generator_gradients(self, tape, e_scaled_loss, g_scaled_loss):
         """(E's gradients, G's gradients) of the joint loss, from a persistent tape.

@@ -146,11 +146,16 @@ def _closing_discriminator(model):
     last.bias.assign(np.full(last.bias.shape, 5.0, "float32"))
 
 
-def test_a_closed_gate_trains_g_on_ds_own_pass_of_its_shapes():
-    """D did not step, so G's update is the gradient of the G loss of D's pass (on D's prior draw): what a
-    pass of G's own would compute on that draw, without computing it."""
-    model = build_gan("sgd", 1.0, d_accuracy_threshold=0.0)  # large steps: float32 holds their size
-    _closing_discriminator(model)
+GATES = pytest.mark.parametrize("threshold, d_updated", [(0.0, 0.0), (1.0, 1.0)], ids=["closed", "open"])
+
+
+@GATES
+def test_g_trains_on_the_shapes_of_ds_pass(threshold, d_updated):
+    """G's update is the gradient of the G loss of D's prior draw, the shapes G made in D's pass: with the
+    gate closed from that pass's logits, with it open through D again (D's learning rate ~0 here, so
+    that D after its step is D before it)."""
+    model = build_gan("sgd", 1.0, d_learning_rate=1e-12, d_accuracy_threshold=threshold)  # large G steps:
+    _closing_discriminator(model)  # float32 holds their size
     voxels = random_voxels()
     variables = model.generator.trainable_variables
     before = snapshot(variables)
@@ -159,13 +164,15 @@ def test_a_closed_gate_trains_g_on_ds_own_pass_of_its_shapes():
         loss = tf.reduce_mean(model.generator_loss(model.discriminator(fake, training=True)))
     gradients = tape.gradient(loss, variables)
     history = train_steps(model, voxels)
-    assert history["d_updated"] == [0.0]
+    assert history["d_updated"] == [d_updated]
     assert history["g_loss"][0] == pytest.approx(float(loss), rel=1e-5)
     _assert_sgd_step(variables, before, gradients, 1.0)
 
 
-def test_a_closed_gate_gives_the_vaegan_l_gan_from_ds_pass_and_the_rest_from_its_own():
-    model = build_vaegan("sgd", 1.0, d_accuracy_threshold=0.0, kl_weight=0.5, reconstruction_weight=1e-3)
+@GATES
+def test_the_vaegan_takes_l_gan_on_the_shapes_of_ds_pass_and_the_rest_from_its_own(threshold, d_updated):
+    model = build_vaegan("sgd", 1.0, d_learning_rate=1e-12, d_accuracy_threshold=threshold, kl_weight=0.5,
+                         reconstruction_weight=1e-3)
     _closing_discriminator(model)
     images, voxels = random_images(), random_voxels()
     variables = model.encoder_variables() + model.generator.trainable_variables
@@ -179,7 +186,7 @@ def test_a_closed_gate_gives_the_vaegan_l_gan_from_ds_pass_and_the_rest_from_its
                               + 1e-3 * losses.reconstruction_loss(reconstruction, voxels))
     gradients = tape.gradient(loss, variables)
     history = train_steps(model, (images, voxels))
-    assert history["d_updated"] == [0.0]
+    assert history["d_updated"] == [d_updated]
     assert history["g_loss"][0] == pytest.approx(float(tf.reduce_mean(adversarial)), rel=1e-5)
     _assert_sgd_step(variables, before, gradients, 1.0)
 
@@ -377,6 +384,7 @@ def test_warmup_samples_the_posterior_mean_first():
 def test_one_backward_pass_gives_the_chained_passes_gradients():
     """E's and G's gradients from one backward pass equal those of the chained passes kept for synchronized BN."""
     model = build_vaegan("sgd", 0.05, d_accuracy_threshold=1.0, kl_weight=1.0, reconstruction_weight=1e-2)
+    model.reuses_generator_pass = lambda: False  # G's own prior pass in both, as with synchronized BN
     start = snapshot(model.weights)
     updated = {}
     for chained in (False, True):
