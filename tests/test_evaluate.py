@@ -109,7 +109,8 @@ def test_ikea_scores_the_mean_of_posterior_draws(models, tmp_path, evaluate):
                               "--posterior_samples=-1")) == "error: --posterior_samples: -1 is not in [0, 1000]"
     error = the_error(evaluate("generation", f"--model={models['gan']}", f"--data={IKEA}", f"--out={tmp_path / 'o'}",
                                f"--train_data={IKEA}", "--posterior_samples=2"))
-    assert error == "error: --posterior_samples: only ikea and renders read pictures through the posterior, not generation"
+    assert error == ("error: --posterior_samples: only ikea and renders read pictures through the posterior, "
+                     "not generation")
 
 
 def test_ikea_lists_skips_and_counts_photos_without_ground_truth(models, tmp_path, evaluate):

@@ -81,8 +81,9 @@ class EvaluationConfig:
         _check(not self.photos or task == "classes", f"--photos: only classes reads it, not {task}")
         _check(not self.images or len(self.images) in (2, 3),
                f"--images: give 2 photos (interpolation) or 3 (also arithmetic), not {len(self.images)}")
-        for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None), ("posterior_samples", 0, 1000),
-                                ("samples", 2, None), ("steps", 2, 32), ("unit_shapes", 1, 256), ("units", 1, 64)):
+        for name, low, high in (("batch_size", 1, None), ("seed", 0, None), ("max_records", 0, None),
+                                ("posterior_samples", 0, 1000), ("samples", 2, None), ("steps", 2, 32),
+                                ("unit_shapes", 1, 256), ("units", 1, 64)):
             value = getattr(self, name)
             if high is None:
                 _check(value >= low, f"--{name}: {value} must be at least {low}")
