@@ -22,12 +22,14 @@ cat(real, fake)), per-example BCE-with-logits summed over real and fake then
 averaged, accuracy, then, only while accuracy <= threshold (or when the
 caller's `d_steps` says so), `d_loss.backward()` and `optimizer.step()`, as
 the PyTorch port rimchang/3DGAN-Pytorch does; then the G step on
-fresh z (non-saturating loss; keras_vaegan reuses D's draw and its G
-forward, which the verification reproduces by handing the same z) or, for the VAE-GAN, E forward, G forward on
+fresh z (non-saturating loss) or, for the VAE-GAN, E forward, G forward on
 the prior z and on the reparameterized posterior z (`g_batches="separate"`;
 `"concat"`: one G forward on their concatenation), adversarial loss of the
 prior samples + kl_weight * KL + reconstruction_weight * summed squared error
-of the posterior ones, E and G updated by one backward. keras_vaegan moved
+of the posterior ones, E and G updated by one backward. keras_vaegan's G step
+takes D's prior z and the G forward of D's step instead of new z; the
+verification hands the reference D's z for its G step, so the losses agree,
+and the timed steps draw new z as the port does. keras_vaegan moved
 between these layouts while this benchmark was written: bench/train_step.py
 --verify finds the layout that reproduces the Keras losses and times that one.
 D's parameters do not require gradients during the
