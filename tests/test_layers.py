@@ -1,11 +1,11 @@
-"""FusedBatchNormalization against Keras' own BatchNormalization."""
+"""FusedBatchNormalization and OutputGradientLeakyReLU against Keras' own layers."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vaegan.layers import FusedBatchNormalization
+from keras_vaegan.layers import ConvUnit, FusedBatchNormalization, OutputGradientLeakyReLU
 
 
 def _normalize_and_differentiate(layer, inputs, output_weights):
@@ -45,3 +45,40 @@ def test_fused_batch_norm_keeps_bfloat16_and_inference_is_keras(restore_dtype_po
         layer.moving_mean.assign([0.5, -0.5, 1.0])
     np.testing.assert_array_equal(ours(inputs, training=False), keras_own(inputs, training=False))
     assert ours(inputs, training=True).dtype == tf.bfloat16
+
+
+@pytest.mark.parametrize("policy, dtype", [("float32", tf.float32), ("mixed_bfloat16", tf.bfloat16)])
+def test_output_gradient_leaky_relu_matches_keras(policy, dtype):
+    values = np.random.default_rng(2).normal(size=(3, 4, 5))
+    values[0, 0, :] = 0.0  # at zero both take the slope
+    inputs = tf.constant(values, dtype)
+    output_weights = tf.constant(np.random.default_rng(3).normal(size=(3, 4, 5)), dtype)
+    results = []
+    for layer_class in (OutputGradientLeakyReLU, keras.layers.LeakyReLU):
+        layer = layer_class(negative_slope=0.2, dtype=policy)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(outputs * output_weights)
+        results.append((outputs, tape.gradient(loss, inputs), layer(inputs, training=False)))
+    for ours, keras_own in zip(*results):
+        assert ours.dtype == dtype
+        np.testing.assert_array_equal(ours, keras_own)
+
+
+def test_leaky_relu_units_keep_outputs_not_inputs_for_the_backward_pass():
+    """LeakyReluGrad reads LeakyRelu's outputs, so BatchNorm's output is freed after the forward pass."""
+    unit = ConvUnit(8, 4, 2, activation="leaky_relu")
+    unit.build((2, 8, 8, 8, 1))
+
+    @tf.function
+    def gradients(voxels):
+        with tf.GradientTape() as tape:
+            tape.watch(voxels)
+            loss = tf.reduce_sum(unit(voxels, training=True))
+        return tape.gradient(loss, voxels)
+
+    graph = gradients.get_concrete_function(tf.TensorSpec((2, 8, 8, 8, 1))).graph
+    backward = [op for op in graph.get_operations() if op.type == "LeakyReluGrad"]
+    assert len(backward) == 1
+    assert backward[0].inputs[1].op.type == "LeakyRelu"
