@@ -278,6 +278,10 @@ class GAN3D(keras.Model):
             return losses.non_saturating_generator_loss(fake_logits)
         return losses.critic_generator_loss(fake_logits)
 
+    def scaled_generator_loss(self, per_example, global_batch_size):
+        """G's loss for its gradients: the mean of `per_example` over the global batch, scaled by G's optimizer."""
+        return self.g_optimizer.scale_loss(losses.global_mean(per_example, global_batch_size))
+
     def update_trackers(self, **values):
         """Feeds per-example or scalar values to the Mean trackers of the same names."""
         for name, value in values.items():
@@ -310,14 +314,14 @@ class GAN3D(keras.Model):
             with tf.GradientTape() as tape:
                 z = self.after_discriminator_update(self.prior_latent(tf.shape(real)[0]))
                 g_per_example = self.adversarial_loss(self.generator(z, training=True))
-                scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+                scaled_loss = self.scaled_generator_loss(g_per_example, global_batch_size)
             return tape.gradient(scaled_loss, variables), g_per_example
 
         def gate_opened():
             with tf.GradientTape() as tape:
                 tape.watch(g_pass.generated)
                 g_per_example = self.adversarial_loss(self.after_discriminator_update(g_pass.generated))
-                scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+                scaled_loss = self.scaled_generator_loss(g_per_example, global_batch_size)
             return g_pass.gradients(variables, tape.gradient(scaled_loss, g_pass.generated)), g_per_example
 
         if self.reuses_generator_pass():
@@ -341,7 +345,7 @@ class GAN3D(keras.Model):
             tape.watch([variable.value for variable in self.generator.trainable_variables])
             d_pass = self.discriminator_pass(real, global_batch_size)
             g_per_example = self.generator_loss(d_pass.fake_logits)
-            scaled_loss = self.g_optimizer.scale_loss(losses.global_mean(g_per_example, global_batch_size))
+            scaled_loss = self.scaled_generator_loss(g_per_example, global_batch_size)
         gated_update.minimize_if(d_pass.gate_open, self.d_optimizer, d_pass.tape, d_pass.scaled_loss,
                                  self.discriminator.trainable_variables, backward_syncs=self.synchronized_batch_norm)
         gate = tf.cast(d_pass.gate_open, tf.float32)
