@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_vaegan import ema, training  # noqa: E402
+from keras_vaegan import distribute, ema, training  # noqa: E402
 from keras_vaegan.config import ModelConfig, TrainConfig, validate_all  # noqa: E402
 from keras_vaegan.evaluation import generation  # noqa: E402
 from keras_vaegan.models import build_model, set_precision  # noqa: E402
@@ -133,6 +133,7 @@ def main(argv):
                                                   config_from_flags(FLAGS, TrainConfig))
     except ValueError as error:
         fail(f"--{error}")
+    distribute.set_inter_op_threads(train_config)  # as training sets it, before TensorFlow runs
     if model_config.model_type != "gan":
         fail(f"--model_type: {model_config.model_type}; bench.quality trains 3D-GAN (--model_type=gan)")
     for name in ("budget_minutes", "eval_every_minutes"):

@@ -160,12 +160,11 @@ def random_data(config_name, seed, batches=2, batch_size=None):
 
 def build_keras(config_name, precision, seed):
     from keras_vaegan.config import ModelConfig, TrainConfig
-    from keras_vaegan.distribute import make_strategy
+    from keras_vaegan.distribute import make_strategy, set_inter_op_threads
     from keras_vaegan.models import build_model, set_precision
 
     model_type, resolution, _ = CONFIGS[config_name]
     batch_size = batch_size_of(config_name)
-    set_precision(precision)
     model_config = ModelConfig(
         model_type=model_type, resolution=resolution, image_size=image_size(config_name)
     ).validate()
@@ -173,6 +172,8 @@ def build_keras(config_name, precision, seed):
     train_config = TrainConfig(
         batch_size=batch_size, precision=precision, d_accuracy_threshold=1.0, seed=seed, **prior
     ).validate()
+    set_inter_op_threads(train_config)  # as training sets it
+    set_precision(precision)
     with make_strategy("one_device").scope():
         model = build_model(model_config, train_config)
     return model

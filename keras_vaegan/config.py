@@ -145,6 +145,11 @@ class TrainConfig:
         "one_device", "tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.", STRATEGIES
     )
     jit_compile: bool = setting(False, "XLA; slower on CPU for 3D convolutions.")
+    inter_op_threads: int = setting(
+        -1,
+        "Threads on which TensorFlow runs a step's independent ops side by side (0: TensorFlow's default; -1: one "
+        "for mixed_bfloat16 on the CPU, where each thread's oneDNN cache costs memory, else the default).",
+    )
     seed: int = setting(0, "Seed of weights, noise and data order.")
     deterministic: bool = setting(
         False,
@@ -218,6 +223,11 @@ class TrainConfig:
         )
         _check_choice(self.precision, "precision", PRECISIONS)
         _check_choice(self.distribution_strategy, "distribution_strategy", STRATEGIES)
+        _check(
+            self.inter_op_threads >= -1,
+            "inter_op_threads",
+            f"{self.inter_op_threads} must be -1 (by precision), 0 (TensorFlow's default) or a thread count",
+        )
         for name in ("checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
             value = getattr(self, name)
             _check(value >= 1, name, f"{value} must be at least 1")

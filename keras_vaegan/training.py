@@ -201,6 +201,7 @@ def train(model_config, train_config, data_dir, model_dir, verbose=True):
     """
     model_config.validate()
     train_config.validate()
+    distribute.set_inter_op_threads(train_config)  # before the record scan runs TensorFlow
     is_vaegan = model_config.model_type == "vaegan"
     if train_config.class_weight and not is_vaegan:
         raise ConfigError("class_weight: the class loss reads the image encoder's code, which only 3D-VAE-GAN has")

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vaegan import distribute
-from keras_vaegan.config import ConfigError
+from keras_vaegan import data, distribute, scan_cache, training
+from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig
 from keras_vaegan.gan import GAN3D
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -233,6 +233,65 @@ def test_one_device_strategy_on_the_cpu_reads_the_dataset_itself():
     # `fit` deletes one, at every checkpoint).
     dataset = tf.data.Dataset.range(4)
     assert strategy.experimental_distribute_dataset(dataset) is dataset
+
+
+@pytest.mark.parametrize(
+    "overrides, threads",
+    [
+        (dict(precision="mixed_bfloat16"), 1),
+        (dict(precision="float32"), 0),
+        (dict(precision="mixed_float16"), 0),
+        (dict(precision="mixed_bfloat16", inter_op_threads=0), 0),
+        (dict(precision="float32", inter_op_threads=3), 3),
+    ],
+    ids=repr,
+)
+def test_inter_op_threads_by_precision_or_as_asked(overrides, threads):
+    assert distribute.inter_op_threads(TrainConfig(**overrides)) == threads
+
+
+INTER_OP_SCRIPT = textwrap.dedent(
+    """
+    import tensorflow as tf
+    from keras_vaegan import distribute
+    from keras_vaegan.config import ConfigError, TrainConfig
+    distribute.set_inter_op_threads(TrainConfig(precision="mixed_bfloat16"))
+    tf.constant(1.0) + 1.0  # TensorFlow starts
+    print("threads", tf.config.threading.get_inter_op_parallelism_threads())
+    distribute.set_inter_op_threads(TrainConfig(precision="float32"))  # by precision: left as it is
+    print("threads", tf.config.threading.get_inter_op_parallelism_threads())
+    try:
+        distribute.set_inter_op_threads(TrainConfig(inter_op_threads=2))
+    except ConfigError as error:
+        print(error)
+    """
+)
+
+
+def test_inter_op_threads_are_set_before_tensorflow_starts_and_refused_after():
+    process = subprocess.run([sys.executable, "-c", INTER_OP_SCRIPT], cwd=ROOT, env=_env(), capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 0, _tail(process.stderr)
+    assert process.stdout.splitlines() == [
+        "threads 1", "threads 1",
+        "inter_op_threads: TensorFlow already runs with 1 inter-op threads; 2 must be set before it starts",
+    ]
+
+
+def test_training_sets_the_inter_op_threads_before_it_reads_the_records(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(distribute, "set_inter_op_threads", lambda config: calls.append(("threads", config)))
+
+    def scan(*args, **kwargs):
+        calls.append(("scan", None))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(scan_cache, "scan_records", scan)
+    monkeypatch.setattr(data, "find_records", lambda data_dir: [])
+    train_config = TrainConfig(precision="mixed_bfloat16")
+    with pytest.raises(RuntimeError, match="stop here"):
+        training.train(ModelConfig(), train_config, str(tmp_path), str(tmp_path / "model"), verbose=False)
+    assert calls == [("threads", train_config), ("scan", None)]
 
 
 def test_unknown_strategy_is_a_config_error():
