@@ -91,6 +91,7 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps after building (tracing, 
 flags.DEFINE_integer("image_size_32", 64, "VAE-GAN image size at 32^3.")
 flags.DEFINE_integer("image_size_64", 128, "VAE-GAN image size at 64^3.")
 flags.DEFINE_integer("threads", 2, "torch.set_num_threads for the baseline.")
+flags.DEFINE_integer("inter_op_threads", 0, "Ours: train.py's --inter_op_threads (0: TensorFlow's default).")
 flags.DEFINE_integer("seed", 0, "Seed of weights, noise and data.")
 flags.DEFINE_bool("quick", False, "Smoke test: 32^3 configs at batch 4, 1 round of 1 step, no verification.")
 flags.DEFINE_bool("fit_per_round", False, "Ours: time one model.fit call per round (with its setup cost).")
@@ -170,7 +171,8 @@ def build_keras(config_name, precision, seed):
     ).validate()
     prior = {} if model_type == "gan" else {"latent_prior": "normal"}  # the VAE-GAN's KL term needs N(0, I)
     train_config = TrainConfig(
-        batch_size=batch_size, precision=precision, d_accuracy_threshold=1.0, seed=seed, **prior
+        batch_size=batch_size, precision=precision, d_accuracy_threshold=1.0, seed=seed,
+        inter_op_threads=FLAGS.inter_op_threads, **prior
     ).validate()
     set_inter_op_threads(train_config)  # as training sets it
     set_precision(precision)
@@ -517,7 +519,8 @@ class Worker:
 
 
 def passthrough_flags():
-    names = ("warmup_steps", "image_size_32", "image_size_64", "threads", "seed", "verify_batch_size", "batch_size")
+    names = ("warmup_steps", "image_size_32", "image_size_64", "threads", "inter_op_threads", "seed",
+             "verify_batch_size", "batch_size")
     return [f"--{name}={getattr(FLAGS, name)}" for name in names]
 
 
@@ -620,6 +623,8 @@ def main(argv):
         unknown = [name for name in getattr(FLAGS, flag) if name not in known]
         if unknown:
             fail(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(known)}")
+    if FLAGS.inter_op_threads < 0:
+        fail(f"--inter_op_threads: {FLAGS.inter_op_threads} must be 0 (TensorFlow's default) or a thread count")
     if FLAGS.quick:
         if not any(f.startswith("--configs") for f in sys.argv):
             FLAGS.configs = ["gan_32", "vaegan_32"]
@@ -642,6 +647,7 @@ def main(argv):
         versions += f" torch {torch.__version__} (threads {FLAGS.threads})"
     print(versions)
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '<unset>')}; "
+          f"inter-op threads {FLAGS.inter_op_threads or 'default'}; "
           f"batch {FLAGS.batch_size or '32 at 32^3, 4 at 64^3'}; "
           f"vaegan image size {FLAGS.image_size_32} at 32^3, {FLAGS.image_size_64} at 64^3; "
           f"D gate patterns {','.join(FLAGS.gate_patterns)} (open: D steps every step; half: on even steps)")

@@ -146,9 +146,9 @@ class TrainConfig:
     )
     jit_compile: bool = setting(False, "XLA; slower on CPU for 3D convolutions.")
     inter_op_threads: int = setting(
-        -1,
-        "Threads on which TensorFlow runs a step's independent ops side by side (0: TensorFlow's default; -1: one "
-        "for mixed_bfloat16 on the CPU, where each thread's oneDNN cache costs memory, else the default).",
+        0,
+        "Threads on which TensorFlow runs a step's independent ops side by side (0: TensorFlow's default, one per "
+        "core). TensorFlow caches oneDNN's primitives per thread, so 1 lowers peak memory at a cost in speed.",
     )
     seed: int = setting(0, "Seed of weights, noise and data order.")
     deterministic: bool = setting(
@@ -224,9 +224,9 @@ class TrainConfig:
         _check_choice(self.precision, "precision", PRECISIONS)
         _check_choice(self.distribution_strategy, "distribution_strategy", STRATEGIES)
         _check(
-            self.inter_op_threads >= -1,
+            self.inter_op_threads >= 0,
             "inter_op_threads",
-            f"{self.inter_op_threads} must be -1 (by precision), 0 (TensorFlow's default) or a thread count",
+            f"{self.inter_op_threads} must be 0 (TensorFlow's default) or a thread count",
         )
         for name in ("checkpoint_every", "keep_checkpoints", "sample_every", "log_every"):
             value = getattr(self, name)

@@ -17,37 +17,24 @@ def split_cpu(num_devices):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
 
 
-def inter_op_threads(train_config):
-    """The inter-op thread count `train_config` asks for, -1 resolved: one thread for mixed_bfloat16 on the
-    CPU, else 0 (TensorFlow's default, one per core).
+def set_inter_op_threads(train_config):
+    """Runs TensorFlow's independent ops on `train_config.inter_op_threads` threads (0: its default); call
+    before TensorFlow runs its first op, after which the count is fixed and another one is a ConfigError.
 
     TensorFlow caches oneDNN's primitives per thread that runs them, so every inter-op thread holds its own
-    copies; under bfloat16 one thread keeps a step's peak memory below that of two (docs/benchmarks.md).
+    copies: one thread lowers a step's peak memory and costs it speed (docs/benchmarks.md).
     """
-    if train_config.inter_op_threads != -1:
-        return train_config.inter_op_threads
-    on_cpu = not tf.config.list_physical_devices("GPU")
-    return 1 if on_cpu and train_config.precision == "mixed_bfloat16" else 0
-
-
-def set_inter_op_threads(train_config):
-    """Applies `inter_op_threads(train_config)`; call before TensorFlow runs its first op.
-
-    Once TensorFlow runs, the count is fixed: a count asked for by number that differs is a ConfigError,
-    the one chosen by precision is left as it is (a process that trains after other TensorFlow work).
-    """
-    threads = inter_op_threads(train_config)
+    threads = train_config.inter_op_threads
     current = tf.config.threading.get_inter_op_parallelism_threads()
     if threads == current:
         return
     try:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        if train_config.inter_op_threads != -1:
-            raise ConfigError(
-                f"inter_op_threads: TensorFlow already runs with {current or 'its default'} inter-op threads; "
-                f"{threads} must be set before it starts"
-            ) from None
+        raise ConfigError(
+            f"inter_op_threads: TensorFlow already runs with {current or 'its default number of'} inter-op "
+            f"threads; {threads or 'the default'} must be set before it starts"
+        ) from None
 
 
 def _check_tf_config():

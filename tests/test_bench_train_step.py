@@ -34,3 +34,10 @@ def test_unknown_benchmark_settings_are_refused(flag, capsys):
                              argv, capsys)
     name, value = flag.split("=")
     assert assert_refused(code, captured, argv).startswith(f"error: {name}: unknown '{value.split(',')[-1]}'")
+
+
+def test_a_negative_inter_op_thread_count_is_refused(capsys):
+    argv = ["bench.train_step", "--inter_op_threads=-1"]
+    code, captured = run_cli(lambda args: train_step.main(parse_flags(train_step.FLAGS, args)), train_step.FLAGS,
+                             argv, capsys)
+    assert assert_refused(code, captured, argv).startswith("error: --inter_op_threads: -1 must be 0")
