@@ -623,8 +623,12 @@ def main(argv):
         unknown = [name for name in getattr(FLAGS, flag) if name not in known]
         if unknown:
             fail(f"--{flag}: unknown {unknown[0]!r}; choose from {', '.join(known)}")
-    if FLAGS.inter_op_threads < 0:
-        fail(f"--inter_op_threads: {FLAGS.inter_op_threads} must be 0 (TensorFlow's default) or a thread count")
+    from keras_vaegan.config import ConfigError, TrainConfig  # TensorFlow-free
+
+    try:  # training's own check of the count
+        TrainConfig(inter_op_threads=FLAGS.inter_op_threads).validate()
+    except ConfigError as error:
+        fail(f"--{error}")
     if FLAGS.quick:
         if not any(f.startswith("--configs") for f in sys.argv):
             FLAGS.configs = ["gan_32", "vaegan_32"]
