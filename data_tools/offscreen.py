@@ -152,9 +152,11 @@ class _Renderer:
     aborts the process at exit when two renderers are alive, so the old one is
     dropped before a new size is made. With TensorFlow imported first, the
     first frame crashed the process (Mesa's lavapipe bound to TensorFlow's
-    LLVM), which the child, importing no TensorFlow, avoids. Frame times vary
-    widely between runs (one run of tests/test_meshes.py took 144 s of which
-    62 s CPU, the next 17 s).
+    LLVM), which the child, importing no TensorFlow, avoids. Frame times used
+    to vary widely between runs (one run of tests/test_meshes.py took 144 s,
+    the next 17 s): open3d filled the texture coordinates of a mesh without
+    any from whatever memory held, and llvmpipe shaded some of those frames
+    for seconds to minutes; every vertex now has its own (`render`).
     """
 
     def __init__(self):
@@ -168,6 +170,11 @@ class _Renderer:
                                          o3d.utility.Vector3iVector(np.arange(len(vertices), dtype=np.int32)
                                                                     .reshape(-1, 3)))
         mesh.vertex_colors = o3d.utility.Vector3dVector(colors)
+        # Without texture coordinates open3d uploads uninitialized ones, and llvmpipe took 5-150 s over some
+        # frames instead of 0.01 s (which ones depended on what memory held). Every vertex gets its own:
+        # equal ones let open3d merge the corners neighbouring triangles share and blend their colors.
+        mesh.triangle_uvs = o3d.utility.Vector2dVector(
+            np.stack([np.arange(len(vertices)) / len(vertices), np.zeros(len(vertices))], axis=1))
         renderer = self._get(size)
         material = rendering.MaterialRecord()
         material.shader = "defaultUnlit"

@@ -24,6 +24,8 @@ def test_a_frame_shows_the_triangles_over_black():
     assert not image[0, 0].any()  # black off the mesh
     red, green = image[..., 0] > 150, image[..., 1] > 150
     assert red.sum() > 50 and green.sum() > 50 and not (red & green).any()
+    # Flat colours: the triangles share two corners, and no pixel blends them across the shared edge.
+    assert {tuple(int(v) for v in pixel) for pixel in image[image.max(axis=-1) > 0]} == {(204, 26, 26), (26, 204, 26)}
 
 
 def test_one_child_draws_every_size_and_repeats_its_frames():
