@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_vaegan.adam import FusedAdam
 from keras_vaegan.config import check_compatible
 
 from keras_vaegan.gan import GAN3D
@@ -18,10 +19,10 @@ def set_precision(precision):
 
 
 def make_optimizer(learning_rate, beta1, precision, ema_momentum=0.0):
-    """Adam as in the paper, keeping a moving average of the weights when `ema_momentum` > 0;
-    wrapped for dynamic loss scaling under mixed_float16."""
+    """Adam as in the paper (fused, keras_vaegan.adam), keeping a moving average of the weights when
+    `ema_momentum` > 0; wrapped for dynamic loss scaling under mixed_float16."""
     ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, **ema)
+    optimizer = FusedAdam(learning_rate, beta_1=beta1, **ema)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

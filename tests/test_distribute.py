@@ -36,6 +36,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     distribute.split_cpu(2)  # before anything initializes TensorFlow's devices
     import keras
     import tensorflow as tf
+    from keras_vaegan.adam import FusedAdam
     from keras_vaegan.gan import GAN3D, replica_slice
     from keras_vaegan.vaegan import VAEGAN3D
 
@@ -113,7 +114,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         # everywhere: accuracy 0.5, so a threshold of 0.25 closes the gate and 0.5 opens it.
         with mirrored.scope():
             gated = GAN3D(resolution=32, d_accuracy_threshold=0.25, seed=5)
-            gated.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3))
+            gated.compile(g_optimizer=FusedAdam(1e-3), d_optimizer=FusedAdam(1e-3))
         last = gated.discriminator.blocks[-1].conv
         last.kernel.assign(np.zeros(last.kernel.shape, "float32"))
         last.bias.assign(np.ones(last.bias.shape, "float32"))
@@ -128,6 +129,24 @@ MIRRORED_SCRIPT = textwrap.dedent(
         results["gated"] = {"closed": closed, "changed_closed": changed_closed, "opened": opened,
                             "changed_open": changed(before), "d_iterations": int(gated.d_optimizer.iterations.numpy()),
                             "g_iterations": int(gated.g_optimizer.iterations.numpy())}
+    if "FusedAdam" in sys.argv[2].split(","):
+        # Replica i applies gradient (i + 1) g: both copies must take the step of the sum, 3 g, on one device.
+        start, gradient = np.linspace(-1.0, 1.0, 6, dtype="float32"), np.linspace(0.5, -2.0, 6, dtype="float32")
+
+        def adam(strategy, replica_gradient):
+            with strategy.scope():
+                variable = keras.Variable(start)
+                optimizer = FusedAdam(0.1, beta_1=0.5)
+                optimizer.build([variable])
+            step = lambda: optimizer.apply([replica_gradient()], [variable])
+            for _ in range(2):
+                tf.function(lambda: strategy.run(step))()
+            return [t.numpy().tolist() for t in strategy.experimental_local_results(variable.value)]
+
+        replica_id = lambda: tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)
+        results["fused_adam"] = {"start": start.tolist(),
+                                 "mirrored": adam(mirrored, lambda: (replica_id() + 1.0) * gradient),
+                                 "single": adam(single, lambda: tf.constant(3.0 * gradient))}
     with open(sys.argv[1], "w") as handle:
         json.dump(results, handle)
     """
@@ -165,8 +184,8 @@ def run_mirrored(directory, cases):
 @pytest.fixture(scope="module")
 def mirrored_results(tmp_path_factory):
     """3D-GAN with a BatchNorm D, and 3D-VAE-GAN with every stabilizer: between them, every network and loss;
-    then a 3D-GAN whose gate closes and opens."""
-    return run_mirrored(tmp_path_factory.mktemp("mirrored"), "GAN3D,VAEGAN3D_stabilized,GAN3D_gated")
+    then a 3D-GAN whose gate closes and opens, and FusedAdam's step on its own."""
+    return run_mirrored(tmp_path_factory.mktemp("mirrored"), "GAN3D,VAEGAN3D_stabilized,GAN3D_gated,FusedAdam")
 
 
 def test_two_replicas(mirrored_results):
@@ -204,6 +223,13 @@ def test_a_closed_gate_skips_the_mirrored_discriminator_update_and_an_open_one_t
     assert gated["closed"] == [0.0] and gated["changed_closed"] == []  # D and Adam's state bitwise unchanged
     assert gated["opened"] == [1.0] and gated["d_iterations"] == 1 and gated["g_iterations"] == 3
     assert {"discriminator/block5/conv/kernel", "discriminator/block5/conv/bias"} <= set(gated["changed_open"])
+
+
+def test_fused_adam_steps_every_replica_on_the_sum_of_their_gradients(mirrored_results):
+    adam = mirrored_results["fused_adam"]
+    first, second = adam["mirrored"]
+    assert first == second == adam["single"][0]
+    assert not np.allclose(first, adam["start"])
 
 
 def test_replica_slice_gives_each_replica_its_rows(mirrored_results):
