@@ -1,6 +1,8 @@
 """Trains 3D-GAN or 3D-VAE-GAN: python train.py --flagfile=configs/<name>.flags [--flag=value ...]
 
-Rerunning the same command resumes from the newest checkpoint in --model_dir.
+Rerunning the same command resumes from the newest checkpoint in --model_dir. The command runs on
+jemalloc where the system has it (KERAS_VAEGAN_MALLOC=system keeps glibc's malloc; see
+vaegan_utils.allocator).
 """
 
 import os
@@ -10,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from keras_vaegan.config import ConfigError, ModelConfig, TrainConfig, validate_all  # noqa: E402
+from vaegan_utils.allocator import run_on_jemalloc  # noqa: E402
 from vaegan_utils.cli import config_from_flags, console_entry, define_config_flags, fail, parse_flags  # noqa: E402
 
 FLAGS = flags.FlagValues()
@@ -46,7 +49,14 @@ def main(argv):
     return 0
 
 
-run = console_entry(main)
+def run():
+    """The command (python train.py, keras-vaegan-train): `main` on jemalloc."""
+    try:
+        run_on_jemalloc("train")
+    except ValueError as error:
+        fail(str(error))
+    console_entry(main)()
+
 
 if __name__ == "__main__":
     run()

@@ -18,7 +18,9 @@ creation are not timed); then the parent asks each in turn to run `--steps`
 train steps, rotating the order every round, so ours and the baseline run
 under similar machine load. Ours: `set_precision` + `build_model` inside the
 scope of the strategy `--distribution_strategy=one_device` trains under (on
-this CPU TensorFlow's default strategy), and one `model.fit` over an in-memory
+this CPU TensorFlow's default strategy), in a process on the malloc train.py
+runs on (jemalloc where installed, see vaegan_utils.allocator; glibc's for
+PyTorch, as its port runs), and one `model.fit` over an in-memory
 repeated tf.data dataset whose callback times each round (gate, metrics and
 strategy included). Baseline: bench/torch_reference.py.
 
@@ -52,6 +54,7 @@ import time
 
 from absl import app, flags
 
+from vaegan_utils.allocator import allocator_environment
 from vaegan_utils.cli import fail, parse_flags
 
 CONFIGS = {
@@ -487,6 +490,7 @@ class Worker:
             [sys.executable, "-m", "bench.train_step", f"--worker={framework},{config_name},{precision}"]
             + passthrough_flags() + [f"--d_batches={layout.split(',')[0]}", f"--g_batches={layout.split(',')[1]}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
+            env=allocator_environment(os.environ)[1] if framework == "keras" else None,
         )
         # per gate pattern: seconds and CPU seconds per step, and other processes' CPU share, of each round
         self.times, self.cpu_times, self.background = {}, {}, {}
@@ -629,6 +633,10 @@ def main(argv):
         TrainConfig(inter_op_threads=FLAGS.inter_op_threads).validate()
     except ConfigError as error:
         fail(f"--{error}")
+    try:
+        keras_allocator = allocator_environment(os.environ)[0]
+    except ValueError as error:
+        fail(str(error))
     if FLAGS.quick:
         if not any(f.startswith("--configs") for f in sys.argv):
             FLAGS.configs = ["gan_32", "vaegan_32"]
@@ -651,7 +659,8 @@ def main(argv):
         versions += f" torch {torch.__version__} (threads {FLAGS.threads})"
     print(versions)
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '<unset>')}; "
-          f"inter-op threads {FLAGS.inter_op_threads or 'default'}; "
+          f"inter-op threads {FLAGS.inter_op_threads or 'default'}; malloc: keras {keras_allocator} (as train.py), "
+          f"pytorch glibc; "
           f"batch {FLAGS.batch_size or '32 at 32^3, 4 at 64^3'}; "
           f"vaegan image size {FLAGS.image_size_32} at 32^3, {FLAGS.image_size_64} at 64^3; "
           f"D gate patterns {','.join(FLAGS.gate_patterns)} (open: D steps every step; half: on even steps)")

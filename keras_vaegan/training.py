@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras_vaegan import callbacks, data, distribute, ema, run_lock, scan_cache
 from keras_vaegan.config import ConfigError
 from keras_vaegan.models import build_model, set_precision
+from vaegan_utils.allocator import jemalloc_loaded
 from vaegan_utils.errors import first_line
 from vaegan_utils.files import write_bytes_atomically
 
@@ -257,7 +258,9 @@ def _train(model_config, train_config, files, scan, pretrained, model_dir, chief
     if restored is None and pretrained:
         load_pretrained(model, pretrained, train_config.init_from)
     if verbose:
-        print(f"{'resuming from ' + restored if restored else 'starting'} at step {step} of {train_config.train_steps}")
+        malloc = "jemalloc" if jemalloc_loaded() else "glibc's malloc"
+        print(f"{'resuming from ' + restored if restored else 'starting'} at step {step} of {train_config.train_steps}"
+              f", on {malloc}")
     if train_config.on_nonfinite == "skip" and restored is None:
         manager.save(checkpoint_number=step)  # where a non-finite step before the first checkpoint goes back to
 

@@ -18,6 +18,10 @@ case "$EXTRAS" in
     done
     ;;
 esac
+# train.py re-executes itself on jemalloc (vaegan_utils.allocator): about 100 MB less memory at 64^3.
+case "$EXTRAS" in
+  train | all | dev) dpkg -s libjemalloc2 >/dev/null 2>&1 || need_apt+=(libjemalloc2) ;;
+esac
 if [ -z "${KERAS_VAEGAN_VENV:-}" ]; then
   "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 fi

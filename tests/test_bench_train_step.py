@@ -1,9 +1,9 @@
-"""bench.train_step's gate patterns: both frameworks skip D's work on the same closed steps; unknown settings refused."""
+"""bench.train_step's gate patterns agree in both frameworks; unknown bench settings are refused."""
 
 import pytest
 import torch
 
-from bench import torch_reference, train_step
+from bench import optimizer_step, torch_reference, train_step
 from conftest import assert_refused, build_gan, random_voxels, run_cli, train_steps
 from vaegan_utils.cli import parse_flags
 
@@ -41,3 +41,17 @@ def test_a_negative_inter_op_thread_count_is_refused(capsys):
     code, captured = run_cli(lambda args: train_step.main(parse_flags(train_step.FLAGS, args)), train_step.FLAGS,
                              argv, capsys)
     assert assert_refused(code, captured, argv).startswith("error: --inter_op_threads: -1 must be 0")
+
+
+def test_an_unknown_allocator_is_refused(monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_VAEGAN_MALLOC", "tcmalloc")
+    argv = ["bench.train_step", "--configs=gan_32"]
+    code, captured = run_cli(lambda args: train_step.main(parse_flags(train_step.FLAGS, args)), train_step.FLAGS,
+                             argv, capsys)
+    assert assert_refused(code, captured, argv).startswith("error: KERAS_VAEGAN_MALLOC='tcmalloc': expected one of")
+
+
+def test_the_optimizer_bench_refuses_an_unknown_config(capsys):
+    argv = ["bench.optimizer_step", "--config=gan_128"]
+    code, captured = run_cli(optimizer_step.main, optimizer_step.FLAGS, argv, capsys)
+    assert assert_refused(code, captured, argv).startswith("error: --config: unknown 'gan_128'")

@@ -17,6 +17,7 @@ from conftest import in_process
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
+from vaegan_utils.allocator import jemalloc_library
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ModelConfig(model_type="vaegan", resolution=32, image_size=32)
@@ -189,6 +190,8 @@ def test_cli_trains_saves_and_refuses_another_architecture(tmp_path, dataset_dir
     common = [f"--data_dir={dataset_dir}", f"--model_dir={run}", "--batch_size=4", "--checkpoint_every=2"]
     result = run_train_program(*common, "--model_type=gan", "--train_steps=2")
     assert result.returncode == 0, result.stderr
+    malloc = "jemalloc" if jemalloc_library() else "glibc's malloc"  # the command re-executes itself on jemalloc
+    assert f"starting at step 0 of 2, on {malloc}\n" in result.stdout
     for name in ("model.keras", "samples.png", "run.json", "checkpoints/checkpoint"):
         assert (run / name).exists(), name
     samples = np.asarray(Image.open(run / "samples.png"))
