@@ -56,8 +56,8 @@ PROBE = textwrap.dedent(
 def _probe(tmp_path, **environment):
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    env = dict(os.environ, PYTHONPATH=ROOT, **environment)
-    env.pop("LD_PRELOAD", None)
+    env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", allocator.VARIABLE)}
+    env.update(PYTHONPATH=ROOT, **environment)
     return subprocess.run([sys.executable, str(script), "--flag=a b"], capture_output=True, text=True, env=env,
                           timeout=60)
 
