@@ -13,7 +13,6 @@ wherever each process initializes them); then `RATIO adam_step_<config> <Keras' 
 """
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 
 from absl import flags
 
-from bench.train_step import CONFIGS
+from bench.train_step import CONFIGS, peak_rss_mb
 from vaegan_utils.cli import console_entry, fail, parse_flags
 
 FLAGS = flags.FlagValues()  # bench.train_step's own flags stay in absl's global ones
@@ -31,10 +30,6 @@ flags.DEFINE_integer("rounds", 3, "Processes per variant, alternating.", flag_va
 flags.DEFINE_enum("worker", None, ["keras", "fused"], "Internal: run one variant in this process.",
                   flag_values=FLAGS)
 VARIANTS = ("keras", "fused")
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def worker(variant):

@@ -482,7 +482,7 @@ def print_verification(results):
 # ----------------------------------------------------------------------------- parent
 
 class Worker:
-    def __init__(self, framework, config_name, precision, log_dir, layout):
+    def __init__(self, framework, config_name, precision, log_dir, layout, environment):
         self.framework, self.config_name, self.precision = framework, config_name, precision
         self.log_path = os.path.join(log_dir, f"{framework}_{config_name}_{precision}.log")
         self.log = open(self.log_path, "w")
@@ -490,7 +490,7 @@ class Worker:
             [sys.executable, "-m", "bench.train_step", f"--worker={framework},{config_name},{precision}"]
             + passthrough_flags() + [f"--d_batches={layout.split(',')[0]}", f"--g_batches={layout.split(',')[1]}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
-            env=allocator_environment(os.environ)[1] if framework == "keras" else None,
+            env=environment,
         )
         # per gate pattern: seconds and CPU seconds per step, and other processes' CPU share, of each round
         self.times, self.cpu_times, self.background = {}, {}, {}
@@ -584,10 +584,12 @@ def time_round(worker, pattern, steps):
     worker.cpu_times.setdefault(pattern, []).append(reply["cpu_seconds"] / reply["steps"])
 
 
-def run_config(config_name, frameworks, steps, rounds, log_dir, layout):
+def run_config(config_name, frameworks, steps, rounds, log_dir, layout, keras_environment):
     """Runs the variants of one config in interleaved rounds, each round under every gate pattern; adds up
-    to --max_extra_rounds while some comparison has fewer than MIN_QUIET quiet rounds."""
-    workers = [Worker(fw, config_name, p, log_dir, layout) for fw in frameworks for p in FLAGS.precisions]
+    to --max_extra_rounds while some comparison has fewer than MIN_QUIET quiet rounds. Keras workers start
+    with `keras_environment` (train.py's malloc), PyTorch's with this process's."""
+    workers = [Worker(fw, config_name, p, log_dir, layout, keras_environment if fw == "keras" else None)
+               for fw in frameworks for p in FLAGS.precisions]
     try:
         for worker in workers:  # built and warmed up in parallel, nothing timed yet
             worker.receive()
@@ -634,7 +636,7 @@ def main(argv):
     except ConfigError as error:
         fail(f"--{error}")
     try:
-        keras_allocator = allocator_environment(os.environ)[0]
+        keras_allocator, keras_environment = allocator_environment(os.environ)
     except ValueError as error:
         fail(str(error))
     if FLAGS.quick:
@@ -692,7 +694,8 @@ def main(argv):
             steps = FLAGS.steps or DEFAULT_STEPS[config_name]
             start, load = time.perf_counter(), os.getloadavg()[0]
             layout = layouts.get(config_name, f"{FLAGS.d_batches},{FLAGS.g_batches}")
-            workers, rounds_run = run_config(config_name, frameworks, steps, FLAGS.rounds, log_dir, layout)
+            workers, rounds_run = run_config(config_name, frameworks, steps, FLAGS.rounds, log_dir, layout,
+                                             keras_environment)
             batch_size = batch_size_of(config_name)
             for pattern in FLAGS.gate_patterns:
                 for worker in workers:
