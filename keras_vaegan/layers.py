@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_vaegan import rearranged_conv
+
 SERIALIZATION_PACKAGE = "keras_vaegan"
 
 
@@ -114,6 +116,41 @@ def batch_norm(name, synchronized=False):
     return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
 
 
+def _rearranged(layer, inputs, training, convolution):
+    """`convolution`'s rearranged output of a Keras convolution layer in training (with its bias and
+    activation), or None where rearranged_conv has nothing faster."""
+    plain = layer.data_format == "channels_last" and set(layer.dilation_rate) == {1}
+    plain = plain and getattr(layer, "groups", 1) == 1 and getattr(layer, "output_padding", None) is None
+    if not (training and plain):
+        return None
+    output_spatial = layer.compute_output_shape(inputs.shape)[1:4]
+    outputs = convolution(inputs, tf.convert_to_tensor(layer.kernel), output_spatial, layer.strides,
+                          layer.padding.upper())
+    if outputs is None:
+        return None
+    return layer.activation(outputs + layer.bias if layer.use_bias else outputs)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class RearrangedConv3DTranspose(keras.layers.Conv3DTranspose):
+    """Keras' Conv3DTranspose; in training, one with a single filter or from a single position runs as
+    rearranged_conv arranges it. Inference runs the stock op."""
+
+    def call(self, inputs, training=None):
+        outputs = _rearranged(self, inputs, training, rearranged_conv.conv3d_transpose)
+        return super().call(inputs) if outputs is None else outputs
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class RearrangedConv3D(keras.layers.Conv3D):
+    """Keras' Conv3D; in training, one from a single channel or to a single position runs as
+    rearranged_conv arranges it. Inference runs the stock op."""
+
+    def call(self, inputs, training=None):
+        outputs = _rearranged(self, inputs, training, rearranged_conv.conv3d)
+        return super().call(inputs) if outputs is None else outputs
+
+
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class ConvUnit(keras.layers.Layer):
     """conv (2D/3D, optionally transposed) -> BatchNorm -> ReLU or LeakyReLU(0.2).
@@ -150,8 +187,8 @@ class ConvUnit(keras.layers.Layer):
         self.spectral_norm = spectral_norm
         conv_class = {
             (2, False): keras.layers.Conv2D,
-            (3, False): keras.layers.Conv3D,
-            (3, True): keras.layers.Conv3DTranspose,
+            (3, False): RearrangedConv3D,
+            (3, True): RearrangedConv3DTranspose,
         }[(rank, transpose)]
         self.conv = conv_class(
             filters,
@@ -179,7 +216,7 @@ class ConvUnit(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.conv(inputs, training=training) if self.spectral_norm else self.conv(inputs)
+        x = self.conv(inputs) if self.rank == 2 else self.conv(inputs, training=training)
         if self.norm is not None:
             x = self.norm(x, training=training)
         if self.act is not None:
