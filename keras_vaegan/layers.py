@@ -216,7 +216,8 @@ class ConvUnit(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.conv(inputs) if self.rank == 2 else self.conv(inputs, training=training)
+        takes_training = self.spectral_norm or self.rank == 3  # Keras' Conv2D.call has no `training`
+        x = self.conv(inputs, training=training) if takes_training else self.conv(inputs)
         if self.norm is not None:
             x = self.norm(x, training=training)
         if self.act is not None:

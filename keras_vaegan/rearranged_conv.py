@@ -106,6 +106,8 @@ def conv3d_transpose(inputs, kernel, output_spatial, strides, padding):
     """tf.nn.conv3d_transpose (NDHWC, kernel (kd, kh, kw, filters, channels), padding "SAME" or "VALID")
     from a single input position or to a single filter, rearranged; None for other layers."""
     input_spatial = inputs.shape[1:4]
+    if None in (*input_spatial, *output_spatial):
+        return None
     if tuple(input_spatial) == (1, 1, 1):
         taps = used_taps(output_spatial, kernel.shape[:3], strides, padding)
         if taps is not None:
@@ -130,6 +132,8 @@ def conv3d(inputs, kernel, output_spatial, strides, padding):
     """tf.nn.conv3d (NDHWC, kernel (kd, kh, kw, channels, filters)) to a single output position, or from a
     single channel with its input gradient by phases; None for other layers."""
     input_spatial = inputs.shape[1:4]
+    if None in (*input_spatial, *output_spatial):
+        return None
     if tuple(output_spatial) == (1, 1, 1):
         taps = used_taps(input_spatial, kernel.shape[:3], strides, padding)
         if taps is not None:

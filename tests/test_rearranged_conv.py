@@ -159,3 +159,13 @@ def test_generator_trains_through_the_rearranged_layers(monkeypatch):
     assert calls == [True, False, False, False, True]
     for a, b in zip(*results):  # float32 rounding, amplified by BatchNorm over 4 examples
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * float(tf.reduce_max(tf.abs(b))))
+
+
+def test_unknown_spatial_shapes_are_left_to_tensorflow():
+    transposed = RearrangedConv3DTranspose(1, 4, 2, padding="same")
+    convolution = RearrangedConv3D(4, 4, 2, padding="same")
+    graphs = [
+        tf.function(lambda x: transposed(x, training=True)).get_concrete_function(tf.TensorSpec((2, None, 4, 4, 3))),
+        tf.function(lambda x: convolution(x, training=True)).get_concrete_function(tf.TensorSpec((2, None, 8, 8, 1))),
+    ]
+    assert [graph.output_shapes[1:] for graph in graphs] == [(None, 8, 8, 1), (None, 4, 4, 4)]
