@@ -112,7 +112,9 @@ def conv3d_transpose(inputs, kernel, output_spatial, strides, padding):
         taps = used_taps(output_spatial, kernel.shape[:3], strides, padding)
         if taps is not None:
             return tf.einsum("bc,dhwfc->bdhwf", tf.reshape(inputs, [-1, kernel.shape[4]]), kernel[taps])
-    plan = phase_plan(input_spatial, output_spatial, kernel.shape[:3], strides, padding) if kernel.shape[3] == 1 else None
+    if kernel.shape[3] != 1:
+        return None
+    plan = phase_plan(input_spatial, output_spatial, kernel.shape[:3], strides, padding)
     if plan is None:
         return None
     full_strides = [1, *strides, 1]
@@ -138,7 +140,9 @@ def conv3d(inputs, kernel, output_spatial, strides, padding):
         taps = used_taps(input_spatial, kernel.shape[:3], strides, padding)
         if taps is not None:
             return tf.einsum("bdhwc,dhwcf->bf", inputs, kernel[taps])[:, None, None, None, :]
-    plan = phase_plan(output_spatial, input_spatial, kernel.shape[:3], strides, padding) if kernel.shape[3] == 1 else None
+    if kernel.shape[3] != 1:
+        return None
+    plan = phase_plan(output_spatial, input_spatial, kernel.shape[:3], strides, padding)
     if plan is None:
         return None
     full_strides = [1, *strides, 1]

@@ -31,17 +31,17 @@ CONVOLUTIONS = [
 ]
 
 
-def _outputs_and_gradients(layer, inputs, training):
+def _training_outputs_and_gradients(layer, inputs):
     rng = np.random.default_rng(1)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        outputs = layer(inputs, training=training)
+        outputs = layer(inputs, training=True)
         weights = tf.constant(rng.normal(size=outputs.shape), outputs.dtype)
         loss = tf.reduce_sum(outputs * weights)
     return [outputs, *tape.gradient(loss, [inputs, *layer.trainable_weights])]
 
 
-def _compare_with_keras(ours, keras_own, shape, training=True):
+def _compare_with_keras(ours, keras_own, shape):
     rng = np.random.default_rng(0)
     inputs = tf.constant(rng.normal(size=shape), tf.float32)
     ours.build(shape)
@@ -49,8 +49,8 @@ def _compare_with_keras(ours, keras_own, shape, training=True):
     ours.set_weights([rng.normal(size=weight.shape) for weight in ours.get_weights()])
     keras_own.set_weights(ours.get_weights())
     names = ["outputs", "d/dinputs", "d/dkernel", "d/dbias"]
-    for name, a, b in zip(names, _outputs_and_gradients(ours, inputs, training),
-                          _outputs_and_gradients(keras_own, inputs, training)):
+    for name, a, b in zip(names, _training_outputs_and_gradients(ours, inputs),
+                          _training_outputs_and_gradients(keras_own, inputs)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))), err_msg=name)
 
 
@@ -125,7 +125,8 @@ def test_bfloat16_stays_bfloat16_and_close_to_keras(restore_dtype_policy):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     rng = np.random.default_rng(2)
     inputs = tf.constant(rng.normal(size=(2, 8, 8, 8, 6)), tf.bfloat16)
-    ours, keras_own = RearrangedConv3DTranspose(1, 4, 2, padding="same"), keras.layers.Conv3DTranspose(1, 4, 2, padding="same")
+    ours = RearrangedConv3DTranspose(1, 4, 2, padding="same")
+    keras_own = keras.layers.Conv3DTranspose(1, 4, 2, padding="same")
     for layer in (ours, keras_own):
         layer.build(inputs.shape)
     keras_own.set_weights(ours.get_weights())
