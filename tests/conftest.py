@@ -34,6 +34,13 @@ def run_module(module, *args):
                           timeout=300, cwd=ROOT, env=env)
 
 
+def default_malloc_environment(**overrides):
+    """This process's environment without the settings that choose a malloc (LD_PRELOAD,
+    KERAS_VAEGAN_MALLOC), plus `overrides`: a subprocess starts on the malloc a user's would."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "KERAS_VAEGAN_MALLOC")}
+    return dict(environment, **overrides)
+
+
 def the_error(result):
     """The one `error:` line of a failed run (asserting there is exactly one and no traceback)."""
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

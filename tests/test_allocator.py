@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
+from conftest import ROOT, default_malloc_environment
 from vaegan_utils import allocator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_jemalloc = pytest.mark.skipif(allocator.jemalloc_library() is None,
                                     reason="no jemalloc (scripts/setup_env.sh installs Debian's libjemalloc2)")
 
@@ -56,8 +56,7 @@ PROBE = textwrap.dedent(
 def _probe(tmp_path, **environment):
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", allocator.VARIABLE)}
-    env.update(PYTHONPATH=ROOT, **environment)
+    env = default_malloc_environment(PYTHONPATH=ROOT, **environment)
     return subprocess.run([sys.executable, str(script), "--flag=a b"], capture_output=True, text=True, env=env,
                           timeout=60)
 

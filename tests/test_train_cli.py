@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import in_process
+from conftest import default_malloc_environment, in_process
 from keras_vaegan import callbacks, data, losses, training
 from keras_vaegan.config import ModelConfig, TrainConfig
 from keras_vaegan.models import build_model
@@ -27,10 +27,8 @@ TINY_TRAIN = dict(batch_size=4, checkpoint_every=2, sample_every=2, log_every=1,
 
 def run_train_program(*args):
     """`python train.py args` in a new process, on the default malloc whatever this one's environment says."""
-    env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "KERAS_VAEGAN_MALLOC")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+                          timeout=300, env=default_malloc_environment(TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT)
 
 
 @pytest.fixture
