@@ -56,13 +56,16 @@ def run_on_jemalloc(program):
     """Re-executes this process on jemalloc when KERAS_VAEGAN_MALLOC asks for it (the default) and it is not
     loaded yet; returns once it runs on its allocator. Without jemalloc it prints one line, naming `program`.
     Raises ValueError for a bad KERAS_VAEGAN_MALLOC."""
+    choice = os.environ.get(VARIABLE, "jemalloc")
+    if choice == "jemalloc" and jemalloc_loaded():
+        return  # re-executed already (or preloaded by the user): no second library lookup
     name, environment = allocator_environment(os.environ)
-    if name == "jemalloc" and not jemalloc_loaded():
+    if name == "jemalloc":
         if os.environ.get("LD_PRELOAD") != environment["LD_PRELOAD"]:
             sys.stdout.flush()
             sys.stderr.flush()
             os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], environment)
         name = "glibc"  # preloaded, and yet the loader did not load it
-    if name == "glibc" and os.environ.get(VARIABLE, "jemalloc") == "jemalloc":
+    if name == "glibc" and choice == "jemalloc":
         print(f"{program}: jemalloc is not installed or did not load, running on glibc's malloc (about 100 MB "
               f"more memory at 64^3; {INSTALL_HINT})", file=sys.stderr, flush=True)
